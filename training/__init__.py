@@ -1,0 +1,1 @@
+"""Offline training: labelled data -> embeddings -> calibrated heads -> one ONNX graph."""
