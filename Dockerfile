@@ -1,0 +1,28 @@
+# Serving image: onnxruntime + tokenizers + numpy on the request path; no torch, sklearn or mlflow.
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ROUTER_HOST=0.0.0.0 \
+    ROUTER_PORT=8080 \
+    ROUTER_DATA_DIR=/var/lib/learned-router
+
+WORKDIR /app
+COPY requirements/serve.lock requirements/serve.lock
+RUN pip install -r requirements/serve.lock
+COPY pyproject.toml README.md ./
+COPY router_service router_service
+COPY training/__init__.py training/__init__.py
+RUN pip install --no-deps .
+COPY models/default models/default
+COPY policies policies
+
+RUN useradd --system --uid 10001 router && mkdir -p /var/lib/learned-router \
+    && chown router /var/lib/learned-router
+USER router
+VOLUME ["/var/lib/learned-router"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2)" || exit 1
+CMD ["learned-router", "serve", "--host", "0.0.0.0", "--port", "8080", "--policy", "policies/default.yaml"]
