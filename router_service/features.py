@@ -82,11 +82,13 @@ def messages_from_payload(payload: str | Sequence[Mapping[str, Any]]) -> list[di
 def last_user_text(messages: Sequence[Mapping[str, str]]) -> str:
     """The last user turn; falls back to the last non-empty turn of any role."""
     for message in reversed(messages):
-        if message.get("role") == "user" and message.get("content", "").strip():
-            return message["content"]
+        content = message.get("content", "")
+        if message.get("role") == "user" and content and not content.isspace():
+            return content
     for message in reversed(messages):
-        if message.get("content", "").strip():
-            return message["content"]
+        content = message.get("content", "")
+        if content and not content.isspace():
+            return content
     return ""
 
 
@@ -99,7 +101,7 @@ def budget_text(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> st
 
 def scored_text(messages: Sequence[Mapping[str, str]]) -> str:
     """Messages -> the bounded text both scorers read (the last user turn, head + tail)."""
-    return budget_text(last_user_text(messages).strip())
+    return budget_text(last_user_text(messages)).strip()
 
 
 def handcrafted_features(messages: Sequence[Mapping[str, str]], text: str) -> list[float]:

