@@ -1,0 +1,1 @@
+"""HTTP layer: route modules (glue) over the plain functions in ``pipeline``."""

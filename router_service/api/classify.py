@@ -1,0 +1,125 @@
+"""``POST /v1/classify``: a chat body or ``{"prompt": ...}`` -> the routing decision as JSON.
+
+No backend is called (it works with none configured); the decision is logged like any
+other request, with ``extra.endpoint = "classify"``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router_service.api.pipeline import (
+    build_log_row,
+    check_client_auth,
+    client_flag,
+    decision_headers,
+    read_body,
+    request_id,
+    resolve_target,
+)
+from router_service.api.responses import LoggedResponse
+from router_service.api.state import RouterState
+from router_service.decision import Decision
+from router_service.errors import ApiError
+from router_service.privacy import Sensitivity, detect_sensitive
+from router_service.protocol import parse_classify_request, parse_json_object
+from router_service.routing import decide
+
+ENDPOINT = "/v1/classify"
+
+
+def decision_json(
+    decision: Decision, sens: Sensitivity, model: str | None, backend: str | None
+) -> dict[str, Any]:
+    return {
+        "intent": decision.intent,
+        "intent_confidence": decision.intent_confidence,
+        "intent_scores": decision.intent_scores,
+        "strong_win_rate": decision.strong_win_rate,
+        "complexity": decision.complexity,
+        "tier": decision.tier,
+        "model": model,
+        "backend": backend,
+        "reason": decision.reason,
+        "scorer": decision.scorer,
+        "model_version": decision.model_version,
+        "sensitivity": {"sensitive": sens.sensitive, "kinds": list(sens.kinds)},
+        "decision_us": decision.decision_us,
+    }
+
+
+async def classify(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    rid = request_id(request)
+    started = time.perf_counter()
+    decision: Decision | None = None
+    sens: Sensitivity | None = None
+    messages: Any = None
+    status, error = 200, None
+
+    async def finish() -> None:
+        state.metrics.observe_request(ENDPOINT, status)
+        total_ms = (time.perf_counter() - started) * 1000.0
+        await state.write_log(
+            lambda: build_log_row(
+                state.settings,
+                rid,
+                decision,
+                messages=messages,
+                sensitivity=sens,
+                status=status,
+                error=error,
+                total_ms=total_ms,
+                extra={"endpoint": "classify"},
+            )
+        )
+
+    try:
+        check_client_auth(state.settings, request.headers)
+        data = parse_json_object(await read_body(request, state.settings.max_body_bytes))
+        req = parse_classify_request(data)
+        messages = (
+            data["messages"]
+            if req.messages is not None
+            else [{"role": "user", "content": req.prompt}]
+        )
+        forced, preferred = resolve_target(
+            req.model, request.headers.get("x-force-route"), state.models
+        )
+        sens = detect_sensitive(messages, client_flag=client_flag(request.headers, req.metadata))
+        decision = decide(
+            state.scorer, state.policy.routing, messages, sensitive=sens.sensitive, forced=forced
+        )
+        state.metrics.observe_decision(decision)
+        plan = state.upstream.plan(
+            decision.tier,
+            sensitive=sens.sensitive,
+            forced=forced is not None,
+            preferred=preferred.name if preferred else None,
+            budget_rule=decision.intent,
+        )
+        first = plan.slots[0] if plan.slots else None
+        body = decision_json(
+            decision,
+            sens,
+            first.backend.model if first else None,
+            first.backend.name if first else None,
+        )
+        if plan.note:
+            body["latency_budget"] = plan.note
+        headers = decision_headers(
+            rid,
+            decision,
+            tier=first.tier if first else decision.tier,
+            model=first.backend.model if first else None,
+            sensitive=sens.sensitive,
+        )
+        return LoggedResponse(orjson.dumps(body), 200, headers, finish)
+    except ApiError as err:
+        status, error = err.status, err.message
+        headers = {**err.headers, **decision_headers(rid, decision)}
+        return LoggedResponse(orjson.dumps(err.envelope()), err.status, headers, finish)

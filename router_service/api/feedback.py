@@ -1,0 +1,86 @@
+"""``POST /v1/feedback``: a user's rating of one routed answer -> the ``feedback`` table.
+
+Body: ``{"request_id", "thumbs": "up"|"down", "score": 1-10, "comment"?}`` with at least
+one of ``thumbs`` / ``score``. Stored with source ``"user"``; posting again for the same
+request replaces the earlier rating. Unknown request id -> 404; a body that is not a JSON
+object -> 400; a JSON object with invalid fields -> 422 (OpenAI error envelopes)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from starlette.responses import Response
+
+from router_service.api.pipeline import check_client_auth, read_body
+from router_service.api.state import RouterState
+from router_service.errors import ApiError, validation_error
+from router_service.protocol import parse_json_object
+
+router = APIRouter()
+MAX_COMMENT_CHARS = 4000
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=128)
+    thumbs: Literal["up", "down"] | None = None
+    score: StrictInt | None = Field(default=None, ge=1, le=10)
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+
+    @model_validator(mode="after")
+    def _something_to_say(self) -> FeedbackBody:
+        if self.thumbs is None and self.score is None:
+            raise ValueError("give 'thumbs' ('up' or 'down') and/or 'score' (1-10)")
+        return self
+
+
+def parse_feedback(raw: bytes) -> FeedbackBody:
+    """Body bytes -> ``FeedbackBody`` or ``ApiError`` (400 not JSON, 422 bad fields)."""
+    data = parse_json_object(raw)
+    try:
+        return FeedbackBody.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors()), status=422) from None
+
+
+def store_feedback(state: RouterState, body: FeedbackBody) -> dict[str, Any]:
+    """Validated feedback -> a ``feedback`` row (blocking; run in a thread)."""
+    if not state.log.request_exists(body.request_id):
+        raise ApiError(
+            404,
+            f"No routed request with id '{body.request_id}' (take it from the "
+            "X-Router-Request-Id response header).",
+            param="request_id",
+            code="request_not_found",
+        )
+    thumbs = None if body.thumbs is None else (1 if body.thumbs == "up" else -1)
+    state.log.add_feedback(
+        body.request_id,
+        "user",
+        score=body.score,
+        thumbs=thumbs,
+        rationale=body.comment,
+        replace=True,
+    )
+    return {
+        "object": "feedback",
+        "request_id": body.request_id,
+        "source": "user",
+        "thumbs": body.thumbs,
+        "score": body.score,
+        "stored": True,
+    }
+
+
+@router.post("/v1/feedback", include_in_schema=False)
+async def post_feedback(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    check_client_auth(state.settings, request.headers)
+    body = parse_feedback(await read_body(request, state.settings.max_body_bytes))
+    out = await asyncio.to_thread(store_feedback, state, body)
+    return Response(orjson.dumps(out), media_type="application/json")

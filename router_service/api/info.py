@@ -1,0 +1,166 @@
+"""Read-only endpoints: ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus)
+and ``GET /v1/metrics`` (JSON). Health probes every enabled backend, at most once per
+``health_cache_seconds``, concurrently and with a short timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router_service import __version__
+from router_service.api.pipeline import check_admin, check_client_auth
+from router_service.api.state import RouterState
+from router_service.decision import TIERS
+from router_service.protocol import AUTO_MODEL
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def models_list(state: RouterState) -> dict[str, Any]:
+    """``auto``, the three tiers, then every enabled concrete model (OpenAI list shape)."""
+    created = int(state.started_at)
+    data: list[dict[str, Any]] = [
+        {
+            "id": AUTO_MODEL,
+            "object": "model",
+            "created": created,
+            "owned_by": "learned-router",
+            "description": "routed per request by the learned router",
+        }
+    ]
+    for tier in TIERS:
+        data.append(
+            {
+                "id": tier,
+                "object": "model",
+                "created": created,
+                "owned_by": "learned-router",
+                "tier": tier,
+                "enabled": state.upstream.tier_enabled(tier),
+                "models": state.tier_models(tier),
+            }
+        )
+    seen = {AUTO_MODEL, *TIERS}
+    for b in state.backends:
+        if b.enabled and b.config.model not in seen:
+            seen.add(b.config.model)
+            data.append(
+                {
+                    "id": b.config.model,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": b.name,
+                    "tier": b.tier,
+                }
+            )
+    return {"object": "list", "data": data}
+
+
+async def list_models(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    check_client_auth(state.settings, request.headers)
+    return _json(models_list(state))
+
+
+async def backend_health(state: RouterState) -> dict[str, Any]:
+    """Probe every enabled backend (concurrently) -> per-backend status."""
+    timeout = state.settings.health_timeout_seconds
+    slots = state.upstream.slots
+
+    async def one(i: int) -> dict[str, Any]:
+        slot = slots[i]
+        info: dict[str, Any] = {"tier": slot.tier, "type": slot.backend.kind}
+        info["model"] = slot.backend.model
+        if not slot.enabled:
+            return {**info, "enabled": False, "reason": slot.disabled_reason}
+        probe = await slot.backend.probe(timeout)
+        p50 = slot.latency.p50_ms()
+        return {
+            **info,
+            "enabled": True,
+            **probe,
+            "circuit": slot.breaker.state,
+            "p50_ms": None if p50 is None else round(p50, 1),
+        }
+
+    results = await asyncio.gather(*(one(i) for i in range(len(slots))))
+    return {slots[i].backend.name: r for i, r in enumerate(results)}
+
+
+async def health_report(state: RouterState) -> dict[str, Any]:
+    cache = state.health
+    now = time.monotonic()
+    async with cache.lock:
+        if cache.result is None or now - cache.checked_at > state.settings.health_cache_seconds:
+            cache.result = await backend_health(state)
+            cache.checked_at = time.monotonic()
+        backends = cache.result
+    tiers = {
+        tier: any(
+            b.get("reachable") and b.get("circuit") != "open"
+            for b in backends.values()
+            if b["tier"] == tier and b.get("enabled")
+        )
+        for tier in TIERS
+    }
+    return {
+        "status": "ok" if any(tiers.values()) else "degraded",
+        "version": __version__,
+        "uptime_s": round(time.time() - state.started_at, 1),
+        "scorer": {
+            "name": state.scorer.name,
+            "version": state.scorer.version,
+            "fallback_reason": state.scorer_error,
+        },
+        "policy": str(state.policy_path),
+        "tiers": tiers,
+        "backends": backends,
+        "checked_s_ago": round(time.monotonic() - cache.checked_at, 1),
+    }
+
+
+async def health(request: Request) -> Response:
+    """Liveness (always 200 while the process serves) + backend reachability."""
+    state: RouterState = request.app.state.router
+    return _json(await health_report(state))
+
+
+async def prometheus(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    check_admin(state.settings, request.headers)
+    body, content_type = state.metrics.render_prometheus()
+    return Response(body, media_type=content_type)
+
+
+async def metrics_json(request: Request) -> Response:
+    state: RouterState = request.app.state.router
+    check_admin(state.settings, request.headers)
+    body = state.metrics.as_json()
+    body["log"] = state.log.stats()
+    body["backends"] = {
+        s.backend.name: {
+            "tier": s.tier,
+            "enabled": s.enabled,
+            "circuit": s.breaker.state,
+            "failures": s.breaker.failures,
+            "p50_ms": s.latency.p50_ms(),
+        }
+        for s in state.upstream.slots
+    }
+    body["inflight"] = state.inflight
+    return _json(body)
+
+
+ROUTES = (
+    ("/v1/models", list_models),
+    ("/health", health),
+    ("/metrics", prometheus),
+    ("/v1/metrics", metrics_json),
+)

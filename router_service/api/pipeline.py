@@ -1,0 +1,217 @@
+"""Request pieces -> routing inputs and outputs, as plain functions (no routes here).
+
+Body limits, client/admin authentication, which tier a request is forced to, the
+client's sensitivity flag, the ``X-Router-*`` headers and the decision-log row."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from starlette.requests import Request
+
+from router_service.decision import Decision, Tier
+from router_service.errors import ApiError
+from router_service.logstore import LogRow
+from router_service.policy import ResolvedBackend
+from router_service.privacy import Sensitivity, redact, redact_messages
+from router_service.protocol import AUTO_MODEL, FORCE_TIERS, flag_is_true
+from router_service.settings import Settings
+
+REQUEST_ID_KEY = "router.request_id"
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get(REQUEST_ID_KEY, ""))
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KiB"
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"Request body too large: the limit is {limit} bytes ({_mib(limit)}); "
+        "set ROUTER_MAX_BODY_BYTES to change it.",
+        code="request_too_large",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (declared or actually sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, "Invalid Content-Length header.", code="invalid_header") from None
+        if size > limit:
+            raise too_large(limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return None
+
+
+def _key_ok(token: str | None, keys: Sequence[str]) -> bool:
+    if token is None:
+        return False
+    encoded = token.encode()
+    return any(hmac.compare_digest(encoded, k.encode()) for k in keys)
+
+
+def check_client_auth(settings: Settings, headers: Mapping[str, str]) -> None:
+    """401 unless no client keys are configured or a configured key is presented."""
+    if settings.api_keys and not _key_ok(bearer_token(headers), settings.api_keys):
+        raise ApiError(
+            401,
+            "Missing or invalid API key: send 'Authorization: Bearer <key>' with a key "
+            "configured in ROUTER_API_KEYS.",
+            code="invalid_api_key",
+        )
+
+
+def check_admin(settings: Settings, headers: Mapping[str, str]) -> None:
+    """401 unless no admin key is set or it is presented (Bearer or X-Admin-Key)."""
+    if settings.admin_key is None:
+        return
+    token = headers.get("x-admin-key") or bearer_token(headers)
+    if not _key_ok(token, [settings.admin_key]):
+        raise ApiError(
+            401, "This endpoint needs the admin key (ROUTER_ADMIN_KEY).", code="invalid_api_key"
+        )
+
+
+def resolve_target(
+    model: str | None,
+    force_header: str | None,
+    models: Mapping[str, ResolvedBackend],
+) -> tuple[Tier | None, ResolvedBackend | None]:
+    """(``model`` field, ``X-Force-Route``) -> (forced tier or None, preferred backend)."""
+    forced: Tier | None = None
+    if force_header is not None and force_header.strip():
+        value = force_header.strip().lower()
+        if value not in FORCE_TIERS:
+            raise ApiError(
+                400,
+                f"X-Force-Route must be one of {list(FORCE_TIERS)}, got {force_header!r}.",
+                param="X-Force-Route",
+                code="invalid_value",
+            )
+        forced = value  # type: ignore[assignment]
+    if model is None or model == AUTO_MODEL:
+        return forced, None
+    if model in FORCE_TIERS:
+        return forced or model, None  # type: ignore[return-value]
+    backend = models.get(model)
+    if backend is None:
+        known = [AUTO_MODEL, *FORCE_TIERS, *models]
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist on this router. Use one of: {', '.join(known)}.",
+            param="model",
+            code="model_not_found",
+        )
+    if not backend.enabled:
+        raise ApiError(
+            503,
+            f"The model '{model}' is served by backend '{backend.name}' ({backend.tier} tier), "
+            f"which is disabled: {backend.disabled_reason}.",
+            param="model",
+            code="backend_disabled",
+        )
+    return forced or backend.tier, backend
+
+
+def client_flag(headers: Mapping[str, str], metadata: Mapping[str, Any] | None) -> bool:
+    """``X-Router-Sensitive: true`` or ``metadata.sensitivity`` set -> True."""
+    if flag_is_true(headers.get("x-router-sensitive")):
+        return True
+    return bool(metadata) and flag_is_true(metadata.get("sensitivity"))  # type: ignore[union-attr]
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "none" if value is None else f"{value:.{digits}f}"
+
+
+def decision_headers(
+    rid: str,
+    decision: Decision | None,
+    *,
+    tier: str | None = None,
+    model: str | None = None,
+    fallbacks: Sequence[str] = (),
+    sensitive: bool = False,
+) -> dict[str, str]:
+    """The ``X-Router-*`` headers of a response (``tier``/``model``: who actually served)."""
+    headers = {"X-Router-Request-Id": rid}
+    if decision is not None:
+        headers["X-Router-Tier"] = tier or decision.tier
+        headers["X-Router-Model"] = model or "none"
+        headers["X-Router-Intent"] = decision.intent
+        headers["X-Router-Confidence"] = _fmt(decision.intent_confidence, 4)
+        headers["X-Router-Decision-Us"] = _fmt(decision.decision_us, 1)
+        headers["X-Router-Scorer"] = decision.scorer
+        headers["X-Router-Model-Version"] = decision.model_version or "none"
+    if sensitive:
+        headers["X-Router-Sensitive"] = "true"
+    if fallbacks:
+        text = "; ".join(fallbacks)
+        headers["X-Router-Fallback"] = text.encode("latin-1", "replace").decode("latin-1")[:1000]
+    return headers
+
+
+def loggable_messages(
+    messages: Any, redaction: str, sensitivity: Sensitivity | None = None
+) -> list[dict[str, Any]]:
+    """Messages as the log may keep them: all, PII-redacted, or roles only.
+
+    When the detector already scanned these messages and found nothing, redaction would
+    change nothing, so the second scan is skipped."""
+    if not isinstance(messages, list):
+        return []
+    valid = [m for m in messages if isinstance(m, dict)]
+    if redaction == "none":
+        return valid
+    if redaction == "all":
+        return [{"role": m.get("role")} for m in valid]
+    if sensitivity is not None and not [k for k in sensitivity.kinds if k != "client_flag"]:
+        return valid
+    return redact_messages(valid)
+
+
+def loggable_answer(answer: str | None, settings: Settings) -> str | None:
+    if answer is None or not settings.log_answers or settings.log_redaction == "all":
+        return None
+    return redact(answer) if settings.log_redaction == "pii" else answer
+
+
+def build_log_row(
+    settings: Settings,
+    rid: str,
+    decision: Decision | None,
+    *,
+    messages: Any,
+    sensitivity: Sensitivity | None,
+    **fields: Any,
+) -> LogRow:
+    """Everything known about one request -> a ``LogRow`` (redacted per settings)."""
+    fields["messages"] = loggable_messages(messages, settings.log_redaction, sensitivity)
+    fields["answer"] = loggable_answer(fields.get("answer"), settings)
+    fields["sensitive"] = bool(sensitivity and sensitivity.sensitive)
+    if decision is None:
+        return LogRow(request_id=rid, **fields)
+    return LogRow.from_decision(rid, decision, **fields)

@@ -1,0 +1,62 @@
+"""Environment (``ROUTER_*``) and arguments -> ``Settings``, the one configuration object.
+
+Built in ``create_app`` (never at import time); tests construct it directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; every field can be set as ``ROUTER_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    policy: Path = Path("policies/default.yaml")
+    model_dir: Path | None = None  # None: the repository's models/default
+    scorer: Literal["learned", "heuristic"] = "learned"
+
+    # Decision log: a SQLAlchemy URL (PostgreSQL) or, when unset, SQLite at ``sqlite_path``.
+    database_url: str | None = None
+    sqlite_path: Path = Path("router_logs.db")
+    # What of the conversation is stored: everything, PII redacted, or nothing.
+    log_redaction: Literal["none", "pii", "all"] = "pii"
+    log_answers: bool = True
+    # True: a request ends only after its row is committed (durable, costs the commit
+    # time on keep-alive connections); False: rows are written in the background.
+    log_wait: bool = True
+
+    # Input limits.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_n: int = Field(default=8, ge=1)
+    max_inflight: int = Field(default=4096, ge=0, description="0 = unlimited; above it -> 429")
+
+    # Access: client keys for /v1/* (empty = open) and the admin key for /metrics.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    admin_key: str | None = None
+
+    # Model loop: poll the model dir for a new model every N seconds (0 = only on
+    # POST /admin/reload); optionally score a sample of traffic with a shadow candidate.
+    model_watch_seconds: float = Field(default=5.0, ge=0)
+    shadow_model_dir: Path | None = None
+    shadow_sample_rate: float = Field(default=1.0, ge=0, le=1)
+
+    # Upstream HTTP client: "fast" (lean keep-alive HTTP/1.1 pool) or "httpx" (its own
+    # transport; honours HTTP(S)_PROXY).
+    upstream_client: Literal["fast", "httpx"] = "fast"
+
+    health_cache_seconds: float = Field(default=10.0, ge=0)
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value

@@ -1,0 +1,118 @@
+"""Small but real model directories for the model-loop tests: a hand-built ONNX graph
+(mean-pooled token embeddings || hand-crafted features -> linear heads -> softmax /
+sigmoid), a word-level ``tokenizer.json`` and a ``manifest.json``. ``LearnedScorer.load``
+accepts them like a trained model; ``intent`` and ``strong_logit`` choose what they say,
+so two versions are told apart by their outputs as well as by their version string."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from router_service.features import FEATURE_NAMES, HEAD_CHARS, MAX_TOKENS, TAIL_CHARS
+from router_service.intents import INTENTS
+from router_service.learned import INPUT_NAMES, OUTPUT_NAMES
+
+WORDS = ["hi", "hello", "code", "python", "prove", "math", "write", "story", "the", "a"]
+DIM = 4
+
+
+def _tokenizer() -> Tokenizer:
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def _graph(intent: str, strong_logit: float, seed: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    n_feat = len(FEATURE_NAMES)
+    table = rng.normal(0, 0.1, (len(WORDS) + 1, DIM)).astype(np.float32)
+    w_int = rng.normal(0, 0.05, (DIM + n_feat, len(INTENTS))).astype(np.float32)
+    b_int = np.zeros(len(INTENTS), np.float32)
+    b_int[INTENTS.index(intent)] = 4.0
+    w_win = rng.normal(0, 0.05, (DIM + n_feat, 1)).astype(np.float32)
+    b_win = np.array([strong_logit], np.float32)
+    inits = [
+        numpy_helper.from_array(table, "table"),
+        numpy_helper.from_array(w_int, "w_int"),
+        numpy_helper.from_array(b_int, "b_int"),
+        numpy_helper.from_array(w_win, "w_win"),
+        numpy_helper.from_array(b_win, "b_win"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+        numpy_helper.from_array(np.array([1e-6], np.float32), "eps"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["emb"]),  # [N, L, D]
+        helper.make_node("Unsqueeze", ["attention_mask", "flat"], ["mask3"]),  # [N, L, 1]
+        helper.make_node("Mul", ["emb", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["attention_mask", "axis1"], ["count"], keepdims=1),
+        helper.make_node("Add", ["count", "eps"], ["count_eps"]),
+        helper.make_node("Div", ["summed", "count_eps"], ["pooled"]),  # [N, D]
+        helper.make_node("Concat", ["pooled", "features"], ["x"], axis=1),
+        helper.make_node("MatMul", ["x", "w_int"], ["li"]),
+        helper.make_node("Add", ["li", "b_int"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["intent_probs"], axis=1),
+        helper.make_node("MatMul", ["x", "w_win"], ["lw"]),
+        helper.make_node("Add", ["lw", "b_win"], ["lw_b"]),
+        helper.make_node("Sigmoid", ["lw_b"], ["win2"]),
+        helper.make_node("Reshape", ["win2", "flat"], ["strong_win_rate"]),
+    ]
+    ids, mask, feats = INPUT_NAMES
+    graph = helper.make_graph(
+        nodes,
+        "loop-test-router",
+        [
+            helper.make_tensor_value_info(ids, TensorProto.INT64, ["N", "L"]),
+            helper.make_tensor_value_info(mask, TensorProto.FLOAT, ["N", "L"]),
+            helper.make_tensor_value_info(feats, TensorProto.FLOAT, ["N", n_feat]),
+        ],
+        [
+            helper.make_tensor_value_info(OUTPUT_NAMES[0], TensorProto.FLOAT, ["N", len(INTENTS)]),
+            helper.make_tensor_value_info(OUTPUT_NAMES[1], TensorProto.FLOAT, ["N"]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def manifest(version: str) -> dict:
+    return {
+        "model_version": version,
+        "intents": list(INTENTS),
+        "feature_names": list(FEATURE_NAMES),
+        "text_budget": {
+            "head_chars": HEAD_CHARS,
+            "tail_chars": TAIL_CHARS,
+            "max_tokens": MAX_TOKENS,
+        },
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(OUTPUT_NAMES),
+    }
+
+
+def write_model(
+    path: Path,
+    version: str,
+    *,
+    intent: str = "chitchat",
+    strong_logit: float = -3.0,
+    seed: int = 0,
+) -> Path:
+    """A loadable model dir at ``path`` (created) that answers ``intent`` with a
+    ``strong_win_rate`` near ``sigmoid(strong_logit)``."""
+    path.mkdir(parents=True, exist_ok=True)
+    onnx.save(_graph(intent, strong_logit, seed), str(path / "router.onnx"))
+    _tokenizer().save(str(path / "tokenizer.json"))
+    (path / "manifest.json").write_text(json.dumps(manifest(version)), encoding="utf-8")
+    return path

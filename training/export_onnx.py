@@ -1,0 +1,309 @@
+"""Static table + fitted heads + calibrators -> ONE ONNX graph (``router.onnx``).
+
+Inputs ``input_ids`` int64 [N, L], ``attention_mask`` float32 [N, L] and ``features``
+float32 [N, F]. The graph: Gather on the fp16 table -> Cast -> masked mean pooling
+(-> L2 norm) of all tokens and of the first ``head_tokens`` -> Concat with the features
+-> one ``TreeEnsembleRegressor`` holding both boosted heads (14 intent logits + 1
+strong-win logit; raw scores) -> temperature softmax and Platt sigmoid. Outputs ``intent_probs`` [N, 14] and ``strong_win_rate`` [N].
+
+The heads are converted here rather than with skl2onnx because the calibrators need the
+*raw* boosting scores (skl2onnx emits probabilities) and because each split threshold is
+rounded *down* to float32: for a float32 input ``x <= float32_down(t)`` holds exactly when
+``x <= t`` does in float64, so the graph takes the same branch as scikit-learn."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from router_service.features import FEATURE_NAMES
+from router_service.intents import INTENTS
+from training.embed import EMBEDDING_INITIALIZER, StaticEmbedding
+from training.heads import MISSING_LOGIT, Heads
+
+INPUT_NAMES = ("input_ids", "attention_mask", "features")
+OUTPUT_NAMES = ("intent_probs", "strong_win_rate")
+OPSET = 17
+ML_OPSET = 3
+
+
+def float32_down(values: np.ndarray) -> np.ndarray:
+    """float64 thresholds -> the largest float32 not above each (exact ``<=`` for f32 x)."""
+    v64 = np.asarray(values, np.float64)
+    v32 = v64.astype(np.float32)
+    too_big = v32.astype(np.float64) > v64
+    v32[too_big] = np.nextafter(v32[too_big], np.float32(-np.inf))
+    return v32
+
+
+class _Ensemble:
+    """Accumulates trees of several HGB models into one TreeEnsembleRegressor."""
+
+    def __init__(self, n_targets: int) -> None:
+        self.n_targets = n_targets
+        self.base = np.zeros(n_targets, np.float64)
+        self.nodes: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "treeids nodeids featureids modes values truenodeids falsenodeids "
+                "missing_value_tracks_true"
+            ).split()
+        }
+        self.targets: dict[str, list[Any]] = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
+        self.n_trees = 0
+
+    def add_model(self, model: HistGradientBoostingClassifier, target_of: list[int]) -> None:
+        """``target_of[k]``: output column of the model's k-th tree per iteration."""
+        baseline = np.asarray(model._baseline_prediction, np.float64).reshape(-1)
+        for k, col in enumerate(target_of):
+            self.base[col] += baseline[k]
+        for trees in model._predictors:
+            for k, predictor in enumerate(trees):
+                self._add_tree(predictor.nodes, target_of[k])
+
+    def _add_tree(self, nodes: np.ndarray, target: int) -> None:
+        if np.any(nodes["is_categorical"]):
+            raise ValueError("categorical splits are not supported by the exporter")
+        tid = self.n_trees
+        self.n_trees += 1
+        thresholds = float32_down(nodes["num_threshold"])
+        for i, node in enumerate(nodes):
+            n = self.nodes
+            n["treeids"].append(tid)
+            n["nodeids"].append(i)
+            if node["is_leaf"]:
+                n["featureids"].append(0)
+                n["modes"].append("LEAF")
+                n["values"].append(0.0)
+                n["truenodeids"].append(0)
+                n["falsenodeids"].append(0)
+                n["missing_value_tracks_true"].append(0)
+                t = self.targets
+                t["treeids"].append(tid)
+                t["nodeids"].append(i)
+                t["ids"].append(target)
+                t["weights"].append(float(node["value"]))
+            else:
+                n["featureids"].append(int(node["feature_idx"]))
+                n["modes"].append("BRANCH_LEQ")
+                n["values"].append(float(thresholds[i]))
+                n["truenodeids"].append(int(node["left"]))
+                n["falsenodeids"].append(int(node["right"]))
+                n["missing_value_tracks_true"].append(int(node["missing_go_to_left"]))
+
+    def node(self, inp: str, out: str) -> onnx.NodeProto:
+        attrs: dict[str, Any] = {f"nodes_{k}": v for k, v in self.nodes.items()}
+        attrs.update({f"target_{k}": v for k, v in self.targets.items()})
+        return helper.make_node(
+            "TreeEnsembleRegressor",
+            [inp],
+            [out],
+            domain="ai.onnx.ml",
+            n_targets=self.n_targets,
+            aggregate_function="SUM",
+            post_transform="NONE",
+            base_values=[float(b) for b in self.base],
+            **attrs,
+        )
+
+
+def heads_ensemble(heads: Heads) -> _Ensemble:
+    """Both heads -> one ensemble: columns 0..13 intent logits, column 14 strong-win logit."""
+    ens = _Ensemble(len(INTENTS) + 1)
+    classes = [int(c) for c in heads.intent.classes_]
+    for col in set(range(len(INTENTS))) - set(classes):
+        ens.base[col] = MISSING_LOGIT
+    # Two classes: sklearn keeps one logit (for classes_[1]); classes_[0] stays at 0.
+    ens.add_model(heads.intent, [classes[1]] if len(classes) == 2 else classes)
+    ens.add_model(heads.strong, [len(INTENTS)])
+    return ens
+
+
+def _const(name: str, value: Any, dtype: Any = np.float32) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+def _pool_nodes(prefix: str, ids: str, mask: str, normalize: bool) -> tuple[list[Any], str]:
+    """Masked mean pooling (and L2 norm) of the table rows for ``ids`` -> (nodes, output)."""
+    mk = helper.make_node
+    p = prefix
+    nodes = [
+        mk("Gather", [EMBEDDING_INITIALIZER, ids], [f"{p}tok16"]),
+        mk("Cast", [f"{p}tok16"], [f"{p}tok"], to=TensorProto.FLOAT),
+        mk("Unsqueeze", [mask, "axis2"], [f"{p}mask3"]),
+        mk("Mul", [f"{p}tok", f"{p}mask3"], [f"{p}masked"]),
+        mk("ReduceSum", [f"{p}masked", "axis1"], [f"{p}sum"], keepdims=0),
+        mk("ReduceSum", [mask, "axis1"], [f"{p}count"], keepdims=1),
+        mk("Max", [f"{p}count", "one"], [f"{p}count1"]),
+        mk("Div", [f"{p}sum", f"{p}count1"], [f"{p}mean"]),
+    ]
+    if not normalize:
+        return nodes, f"{p}mean"
+    nodes += [
+        mk("Mul", [f"{p}mean", f"{p}mean"], [f"{p}sq"]),
+        mk("ReduceSum", [f"{p}sq", "axis1"], [f"{p}sqsum"], keepdims=1),
+        mk("Sqrt", [f"{p}sqsum"], [f"{p}norm"]),
+        mk("Max", [f"{p}norm", "eps"], [f"{p}norm1"]),
+        mk("Div", [f"{p}mean", f"{p}norm1"], [f"{p}pooled"]),
+    ]
+    return nodes, f"{p}pooled"
+
+
+def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
+    """Embedder + heads -> the complete router graph."""
+    n_int, n_feat = len(INTENTS), len(FEATURE_NAMES)
+    inits = [
+        numpy_helper.from_array(embedder.table.astype(np.float16), EMBEDDING_INITIALIZER),
+        _const("axis1", [1], np.int64),
+        _const("axis2", [2], np.int64),
+        _const("one", 1.0),
+        _const("eps", 1e-12),
+        _const("inv_temperature", 1.0 / heads.temperature.temperature),
+        _const("platt_a", heads.platt.a),
+        _const("platt_b", heads.platt.b),
+        _const("slice_int_start", [0], np.int64),
+        _const("slice_int_end", [n_int], np.int64),
+        _const("slice_win_start", [n_int], np.int64),
+        _const("slice_win_end", [n_int + 1], np.int64),
+        _const("flat", [-1], np.int64),
+    ]
+    mk = helper.make_node
+    nodes, pooled = _pool_nodes("all_", "input_ids", "attention_mask", embedder.normalize)
+    concat_inputs = [pooled]
+    if embedder.head_tokens > 0:
+        inits += [_const("head_start", [0], np.int64), _const("head_end", [embedder.head_tokens], np.int64)]
+        nodes += [
+            mk("Slice", ["input_ids", "head_start", "head_end", "axis1"], ["head_ids"]),
+            mk("Slice", ["attention_mask", "head_start", "head_end", "axis1"], ["head_mask"]),
+        ]
+        head_nodes, head_pooled = _pool_nodes("head_", "head_ids", "head_mask", embedder.normalize)
+        nodes += head_nodes
+        concat_inputs.append(head_pooled)
+    ens = heads_ensemble(heads)
+    nodes += [
+        mk("Concat", [*concat_inputs, "features"], ["x"], axis=1),
+        ens.node("x", "raw"),
+        mk("Slice", ["raw", "slice_int_start", "slice_int_end", "axis1"], ["z_intent"]),
+        mk("Mul", ["z_intent", "inv_temperature"], ["z_scaled"]),
+        mk("Softmax", ["z_scaled"], [OUTPUT_NAMES[0]], axis=1),
+        mk("Slice", ["raw", "slice_win_start", "slice_win_end", "axis1"], ["z_win"]),
+        mk("Mul", ["z_win", "platt_a"], ["z_win_a"]),
+        mk("Add", ["z_win_a", "platt_b"], ["z_win_ab"]),
+        mk("Sigmoid", ["z_win_ab"], ["p_win"]),
+        mk("Reshape", ["p_win", "flat"], [OUTPUT_NAMES[1]]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "learned_router",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "L"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["N", "L"]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", n_feat]),
+        ],
+        [
+            helper.make_tensor_value_info(OUTPUT_NAMES[0], TensorProto.FLOAT, ["N", n_int]),
+            helper.make_tensor_value_info(OUTPUT_NAMES[1], TensorProto.FLOAT, ["N"]),
+        ],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+        producer_name="learned-router",
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def save_model(model: onnx.ModelProto, embedder: StaticEmbedding, out_dir: Path) -> dict[str, Any]:
+    """Graph + tokenizer -> files in ``out_dir``; returns size and content hash."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    (out_dir / "router.onnx").write_bytes(data)
+    embedder.tokenizer.save(str(out_dir / "tokenizer.json"))
+    trees = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
+    tree_ids = next(a.ints for a in trees.attribute if a.name == "nodes_treeids")
+    return {
+        "onnx_bytes": len(data),
+        "onnx_sha256": hashlib.sha256(data).hexdigest(),
+        "n_trees": len(set(tree_ids)),
+        "n_tree_nodes": len(tree_ids),
+    }
+
+
+def build_manifest(
+    *,
+    model_version: str,
+    embedder: StaticEmbedding,
+    heads: Heads,
+    saved: dict[str, Any],
+    data: dict[str, Any],
+    metrics: dict[str, float],
+    parity: dict[str, Any],
+    config_name: str,
+    created_at: str,
+) -> dict[str, Any]:
+    """Everything serving must check, and everything a reader wants to know, as JSON."""
+    from router_service.features import HEAD_CHARS, MAX_TOKENS, TAIL_CHARS
+
+    return {
+        "format": 1,
+        "model_version": model_version,
+        "created_at": created_at,
+        "config": config_name,
+        "intents": list(INTENTS),
+        "feature_names": list(FEATURE_NAMES),
+        "text_budget": {"head_chars": HEAD_CHARS, "tail_chars": TAIL_CHARS, "max_tokens": MAX_TOKENS},
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(OUTPUT_NAMES),
+        "input_spec": {
+            "input_ids": "int64 [N, L]: tokenizer.json ids of scored_text, no special tokens",
+            "attention_mask": "float32 [N, L]: 1 for real tokens, 0 for padding",
+            "features": f"float32 [N, {len(FEATURE_NAMES)}]: handcrafted_features, in order",
+        },
+        "output_spec": {
+            "intent_probs": "float32 [N, 14]: calibrated P(intent), columns in intents order",
+            "strong_win_rate": "float32 [N]: calibrated P(strong tier materially better)",
+        },
+        "files": {"model": "router.onnx", "tokenizer": "tokenizer.json"},
+        "embedder": {
+            "type": "static",
+            "source": embedder.source,
+            "dims": embedder.dim,
+            "vocab_size": int(embedder.table.shape[0]),
+            "pooling": "mean",
+            "head_tokens": embedder.head_tokens,
+            "normalize": embedder.normalize,
+            "table_dtype": "float16",
+            "fingerprint": embedder.fingerprint,
+        },
+        "heads": {
+            "intent": {
+                "type": "HistGradientBoostingClassifier",
+                "rounds": int(heads.intent.n_iter_),
+                "classes_seen": [INTENTS[int(c)] for c in heads.intent.classes_],
+            },
+            "strong_win": {
+                "type": "HistGradientBoostingClassifier",
+                "rounds": int(heads.strong.n_iter_),
+            },
+            "n_trees": saved["n_trees"],
+            "n_tree_nodes": saved["n_tree_nodes"],
+        },
+        "calibration": {
+            "intent": {"method": "temperature", "temperature": heads.temperature.temperature},
+            "strong_win": {"method": "platt", "a": heads.platt.a, "b": heads.platt.b},
+        },
+        "training_data": data,
+        "metrics": metrics,
+        "parity": parity,
+        "onnx_bytes": saved["onnx_bytes"],
+        "onnx_sha256": saved["onnx_sha256"],
+    }

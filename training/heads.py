@@ -1,0 +1,206 @@
+"""[embedding || hand-crafted features] -> two calibrated heads (the sklearn reference).
+
+* intent: ``HistGradientBoostingClassifier`` over the 14 ``INTENTS`` (columns always in
+  ``INTENTS`` order; a class absent from training gets the constant logit ``MISSING_LOGIT``),
+  calibrated by temperature scaling of its raw logits: ``softmax(z / T)``.
+* strong_win: binary ``HistGradientBoostingClassifier``, calibrated by Platt scaling of its
+  raw logit: ``sigmoid(a * z + b)``.
+
+Both calibrators act on the boosting *raw* scores, which the ONNX graph reproduces exactly
+(a tree-ensemble regressor with the same leaves), so ``Heads.predict`` here and the graph
+agree to float32 precision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import expit, log_softmax, softmax
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
+
+from router_service.intents import INTENT_INDEX, INTENTS
+from training.config import TrainConfig
+from training.data import Corpus
+
+MISSING_LOGIT = -30.0  # raw logit of an intent with no training example
+
+
+def design_matrix(embeddings: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """[N, D] embeddings and [N, F] features -> [N, D+F] float32 (the graph's concat)."""
+    return np.concatenate(
+        [np.asarray(embeddings, np.float32), np.asarray(features, np.float32)], axis=1
+    )
+
+
+def _hgb(cfg: TrainConfig, head: str, n_rows: int) -> HistGradientBoostingClassifier:
+    p = "intent" if head == "intent" else "strong"
+    return HistGradientBoostingClassifier(
+        max_iter=getattr(cfg, f"{p}_max_iter"),
+        learning_rate=getattr(cfg, f"{p}_learning_rate"),
+        max_leaf_nodes=getattr(cfg, f"{p}_max_leaf_nodes"),
+        min_samples_leaf=min(getattr(cfg, f"{p}_min_samples_leaf"), max(1, n_rows // 20)),
+        l2_regularization=getattr(cfg, f"{p}_l2"),
+        max_features=cfg.max_features,
+        early_stopping=cfg.early_stopping and n_rows >= 200,
+        validation_fraction=0.1,
+        n_iter_no_change=15,
+        random_state=cfg.seed,
+    )
+
+
+def fit_intent(X: np.ndarray, intents: np.ndarray, cfg: TrainConfig) -> HistGradientBoostingClassifier:
+    """Rows and intent names -> fitted intent classifier (classes are INTENTS indices)."""
+    y = np.array([INTENT_INDEX[i] for i in intents], np.int64)
+    if len(np.unique(y)) < 2:
+        raise ValueError("the intent head needs at least two intents in the training data")
+    with threadpool_limits(cfg.train_threads, user_api="openmp"):
+        return _hgb(cfg, "intent", len(y)).fit(X, y)
+
+
+def fit_strong(X: np.ndarray, wins: np.ndarray, cfg: TrainConfig) -> HistGradientBoostingClassifier:
+    y = np.asarray(wins, np.int64)
+    if len(np.unique(y)) < 2:
+        raise ValueError("the strong-win head needs both outcomes in the training data")
+    with threadpool_limits(cfg.train_threads, user_api="openmp"):
+        return _hgb(cfg, "strong", len(y)).fit(X, y)
+
+
+def intent_logits(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+    """Raw scores -> [N, 14] logits in ``INTENTS`` order (float64)."""
+    raw = np.asarray(model.decision_function(X), np.float64)
+    out = np.full((len(X), len(INTENTS)), MISSING_LOGIT, np.float64)
+    classes = model.classes_.astype(int)
+    if raw.ndim == 1:  # two classes: sklearn keeps one logit for classes_[1]
+        out[:, classes[0]] = 0.0
+        out[:, classes[1]] = raw
+    else:
+        out[:, classes] = raw
+    return out
+
+
+def strong_logit(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+    return np.asarray(model.decision_function(X), np.float64).reshape(-1)
+
+
+@dataclass
+class TemperatureScaler:
+    """softmax(z / T), T fitted by minimising the calibration NLL."""
+
+    temperature: float = 1.0
+
+    def fit(self, logits: np.ndarray, labels: np.ndarray) -> TemperatureScaler:
+        y = np.asarray(labels, np.int64)
+
+        def nll(log_t: float) -> float:
+            lp = log_softmax(logits / np.exp(log_t), axis=1)
+            return float(-lp[np.arange(len(y)), y].mean())
+
+        if len(y):
+            res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+            self.temperature = float(np.exp(res.x))
+        return self
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(logits, np.float64) / self.temperature, axis=1)
+
+
+@dataclass
+class PlattScaler:
+    """sigmoid(a * z + b), (a, b) fitted by minimising the calibration NLL."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def fit(self, z: np.ndarray, labels: np.ndarray) -> PlattScaler:
+        y = np.asarray(labels, np.float64)
+        z = np.asarray(z, np.float64)
+        if len(y) == 0 or y.min() == y.max():
+            return self
+
+        def nll(params: np.ndarray) -> tuple[float, np.ndarray]:
+            a, b = params
+            s = a * z + b
+            # log(1 + e^s) - y*s, and its gradient
+            loss = np.logaddexp(0.0, s) - y * s
+            g = expit(s) - y
+            return float(loss.mean()), np.array([(g * z).mean(), g.mean()])
+
+        res = minimize(nll, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+        self.a, self.b = float(res.x[0]), float(res.x[1])
+        return self
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return expit(self.a * np.asarray(z, np.float64) + self.b)
+
+
+@dataclass
+class Heads:
+    """Both fitted heads and their calibrators: the numpy/sklearn reference pipeline."""
+
+    intent: HistGradientBoostingClassifier
+    strong: HistGradientBoostingClassifier
+    temperature: TemperatureScaler
+    platt: PlattScaler
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N, D+F] -> (intent_probs [N, 14], strong_win_rate [N]), calibrated."""
+        return self.temperature(intent_logits(self.intent, X)), self.platt(
+            strong_logit(self.strong, X)
+        )
+
+    def predict_uncalibrated(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return softmax(intent_logits(self.intent, X), axis=1), expit(strong_logit(self.strong, X))
+
+
+def intent_labels(intents: np.ndarray) -> np.ndarray:
+    return np.array([INTENT_INDEX[i] for i in intents], np.int64)
+
+
+def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, dict[str, Any]]:
+    """Corpus + design matrix -> calibrated ``Heads`` and a calibration report.
+
+    Heads train on the train split (intent: every labelled source; strong-win: benchmarks
+    and judge feedback); the calibrators fit on the calibration split; ECE before/after is
+    measured on the test split (intent: the real ShareGPT prompts)."""
+    frame = corpus.frame
+    tr_i, ca_i = corpus.intent_mask("train"), corpus.intent_mask("calib")
+    te_i = corpus.intent_mask("test", "sharegpt")
+    tr_w, ca_w, te_w = (corpus.win_mask(s) for s in ("train", "calib", "test"))
+    intents = frame["intent"].to_numpy(object)
+    wins = frame["strong_win"].to_numpy(np.float64)
+    intent = fit_intent(X[tr_i], intents[tr_i], cfg)
+    strong = fit_strong(X[tr_w], wins[tr_w], cfg)
+    temperature = TemperatureScaler().fit(intent_logits(intent, X[ca_i]), intent_labels(intents[ca_i]))
+    platt = PlattScaler().fit(strong_logit(strong, X[ca_w]), wins[ca_w])
+    heads = Heads(intent, strong, temperature, platt)
+
+    from training import metrics
+
+    report: dict[str, Any] = {
+        "temperature": temperature.temperature,
+        "platt_a": platt.a,
+        "platt_b": platt.b,
+        "intent_rounds": int(intent.n_iter_),
+        "strong_rounds": int(strong.n_iter_),
+        "train_rows": {"intent": int(tr_i.sum()), "strong_win": int(tr_w.sum())},
+        "calib_rows": {"intent": int(ca_i.sum()), "strong_win": int(ca_w.sum())},
+    }
+    for name, mask, labels, pick in (
+        ("intent", te_i, lambda m: intent_labels(intents[m]), 0),
+        ("strong_win", te_w, lambda m: wins[m], 1),
+    ):
+        if not mask.any():
+            continue
+        raw = heads.predict_uncalibrated(X[mask])[pick]
+        cal = heads.predict(X[mask])[pick]
+        y = labels(mask)
+        report[f"{name}_ece_before"] = metrics.ece(raw, y)
+        report[f"{name}_ece_after"] = metrics.ece(cal, y)
+        report[f"{name}_reliability_after"] = [
+            [None if np.isnan(v) else round(float(v), 4) for v in arr]
+            for arr in metrics.reliability_curve(cal, y, 10)
+        ]
+    return heads, report

