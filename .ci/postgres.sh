@@ -75,7 +75,7 @@ _pg_main() {
 
 _pg_stop() {
   if [ -n "${_PG_DIR:-}" ] && [ -d "$_PG_DIR" ]; then
-    "${_PG_STOP[@]}" >/dev/null 2>&1 || true
+    if [ -n "${_PG_STOP+x}" ]; then "${_PG_STOP[@]}" >/dev/null 2>&1 || true; fi
     rm -rf "$_PG_DIR"
   fi
 }

@@ -135,9 +135,12 @@ def load_sentence_transformer(source: str) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import logging
 
+    import transformers
     from sentence_transformers import SentenceTransformer
 
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    transformers.logging.set_verbosity_error()  # no load report / progress bars on stderr
+    transformers.logging.disable_progress_bar()
     model = SentenceTransformer(source, device="cpu")
     model.max_seq_length = MAX_TOKENS
     return model

@@ -85,6 +85,18 @@ QUICK = Budget(
     rss_prompts=10,
     baseline_rows=40,
 )
+# What the latency notebook runs: enough calls for smooth histograms, a few minutes at most.
+NOTEBOOK = Budget(
+    per_bucket=300,
+    rounds=3,
+    slow_per_bucket=10,
+    slow_rounds=2,
+    n_worst=2,
+    worst_reps=10,
+    warmup=20,
+    rss_prompts=0,
+    baseline_rows=150,
+)
 
 
 # --- scorers ------------------------------------------------------------------------------
@@ -215,6 +227,29 @@ def summarize_rounds(rounds: Rounds) -> dict[str, Any]:
             learned["meets_p99_target"] = bool(learned["pooled"]["p99"] <= TARGET_P99_US)
         out[bucket] = summary
     return out
+
+
+def latency_frame(summary: Mapping[str, Any]) -> Any:
+    """``summarize_rounds`` output -> DataFrame (bucket, scorer) -> p50/p99/ratios."""
+    import pandas as pd
+
+    rows = []
+    for bucket, per in summary.items():
+        for name in ORDER:
+            s = per.get(name)
+            if s:
+                rows.append(
+                    {
+                        "bucket": bucket,
+                        "scorer": name,
+                        "calls": s["pooled"]["n"],
+                        "p50 µs": s["pooled"]["p50"],
+                        "p99 µs": s["pooled"]["p99"],
+                        "p50 / heuristic": s.get(f"p50_ratio_to_{BASELINE}"),
+                        "slower than learned": s.get("p50_speedup_of_learned"),
+                    }
+                )
+    return pd.DataFrame(rows).set_index(["bucket", "scorer"])
 
 
 # --- size and memory ----------------------------------------------------------------------

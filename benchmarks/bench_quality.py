@@ -113,18 +113,16 @@ def held_out_conversations(corpus: Any, source: str = "sharegpt") -> list[Any]:
     return [corpus.frame["messages"].iloc[i] for i in idx]
 
 
-def run(quick: bool, model_dir: Path) -> dict[str, Any]:
+def results_of(ev: Evaluation, seconds: float | None = None) -> dict[str, Any]:
+    """An ``Evaluation`` -> the benchmark's results (report sections + tier shares)."""
     from router_service.heuristic import HeuristicScorer
 
-    t0 = time.perf_counter()
-    cfg = config_for(quick)
-    ev = evaluate(cfg, model_dir)
     report = ev.report
     convs = held_out_conversations(ev.corpus)
     shares = tier_shares({"learned": ev.scorer, "heuristic": HeuristicScorer()}, convs)
     return {
         "model_version": report["model_version"],
-        "config": cfg.name,
+        "config": ev.config.name,
         "reference": report["reference"],
         "intent": report["intent"],
         "routing": report["routing"],
@@ -133,8 +131,139 @@ def run(quick: bool, model_dir: Path) -> dict[str, Any]:
         "metrics": report["metrics"],
         "tier_shares_sharegpt_test": {"n": len(convs), **shares},
         "data": {"snapshot": ev.corpus.snapshot, "counts": ev.corpus.stats},
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": seconds,
     }
+
+
+def run(quick: bool, model_dir: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    ev = evaluate(config_for(quick), model_dir)
+    return results_of(ev, round(time.perf_counter() - t0, 1))
+
+
+def headline(results: Mapping[str, Any]) -> str:
+    """A few sentences comparing learned and heuristic, computed from ``results``."""
+    lines = []
+    share = results["intent"].get("sharegpt_test")
+    if share:
+        la, ha = share["learned"]["accuracy"], share["heuristic"]["accuracy"]
+        lf, hf = share["learned"]["macro_f1"], share["heuristic"]["macro_f1"]
+        lines.append(
+            f"Intent (ShareGPT test, n={share['n']}): learned accuracy {la:.1%} vs heuristic "
+            f"{ha:.1%} ({(la - ha) * 100:+.1f} points); macro-F1 {lf:.3f} vs {hf:.3f}."
+        )
+    for label, blocks in (("test", results["routing"]), ("LOBO", results["routing_lobo"])):
+        for name, block in blocks.items():
+            s = block["scorers"]
+            lead = s["learned"]["apgr"] - s["heuristic"]["apgr"]
+            lines.append(
+                f"APGR {name} ({label}, n={block['n']}): learned {s['learned']['apgr']:.3f}, "
+                f"heuristic {s['heuristic']['apgr']:.3f} ({lead:+.3f}), kNN "
+                f"{s['knn']['apgr']:.3f}, random {s['random']['apgr']:.3f}."
+            )
+    lines.append(
+        f"Reference: RouteLLM's best published MMLU APGR is "
+        f"{results['reference']['routellm_mmlu_apgr']:.3f} (their setup)."
+    )
+    return "\n".join(lines)
+
+
+def intent_frame(results: Mapping[str, Any]) -> Any:
+    """-> DataFrame: accuracy and macro-F1 per test split, heuristic vs learned."""
+    import pandas as pd
+
+    rows = [
+        {
+            "test split": split,
+            "n": block["n"],
+            "scorer": name,
+            "accuracy": block[name]["accuracy"],
+            "macro_f1": block[name]["macro_f1"],
+        }
+        for split, block in results["intent"].items()
+        for name in ("heuristic", "learned")
+    ]
+    return pd.DataFrame(rows).set_index(["test split", "scorer"])
+
+
+def routing_frame(results: Mapping[str, Any]) -> Any:
+    """-> DataFrame: APGR / CPT(50%) / CPT(80%) per eval set and scorer (+ RouteLLM)."""
+    import pandas as pd
+
+    rows = []
+    sets = {**results["routing"], **{f"{k} (LOBO)": v for k, v in results["routing_lobo"].items()}}
+    for label, block in sets.items():
+        for name in SCORERS:
+            m = block["scorers"].get(name)
+            if m is not None:
+                rows.append(
+                    {"eval set": label, "scorer": name, "n": block["n"], "APGR": m["apgr"],
+                     "CPT(50%)": m["cpt50"], "CPT(80%)": m["cpt80"]}
+                )
+    ref = results["reference"]["routellm_mmlu_apgr"]
+    rows.append({"eval set": "MMLU (RouteLLM paper)", "scorer": "best published", "APGR": ref})
+    return pd.DataFrame(rows).set_index(["eval set", "scorer"])
+
+
+def error_examples(ev: Evaluation, per_intent: int = 2, chars: int = 160) -> Any:
+    """ShareGPT test prompts the learned model gets wrong, ``per_intent`` per true intent,
+    with the heuristic's answer beside it -> DataFrame."""
+    import pandas as pd
+
+    from router_service.heuristic import HeuristicScorer
+    from router_service.intents import INTENTS
+
+    corpus = ev.corpus
+    idx = np.flatnonzero(corpus.intent_mask("test", "sharegpt"))
+    convs = [corpus.frame["messages"].iloc[i] for i in idx]
+    probs, _, _ = ev.scorer.predict_batch(convs)
+    heur = HeuristicScorer()
+    rows = []
+    taken: dict[str, int] = {}
+    for k, i in enumerate(idx):
+        truth = corpus.frame["intent"].iloc[i]
+        pred = INTENTS[int(probs[k].argmax())]
+        if pred == truth or taken.get(truth, 0) >= per_intent:
+            continue
+        taken[truth] = taken.get(truth, 0) + 1
+        text = " ".join(corpus.frame["text"].iloc[i].split())
+        rows.append(
+            {
+                "true intent": truth,
+                "learned": f"{pred} ({probs[k].max():.2f})",
+                "heuristic": heur.score(convs[k]).intent,
+                "prompt": text[:chars] + ("…" if len(text) > chars else ""),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("true intent").reset_index(drop=True)
+
+
+def strong_win_reliability(ev: Evaluation, n_bins: int = 10) -> dict[str, dict[str, Any]]:
+    """Reliability curves of ``strong_win_rate`` on each benchmark's test split: the learned
+    model (calibrated) and the heuristic (complexity / 100, not a probability)."""
+    from router_service.heuristic import HeuristicScorer
+    from training import metrics
+    from training.data import BENCHMARKS
+
+    frame = ev.corpus.frame
+    y = frame["strong_win"].to_numpy(np.float64)
+    heur = HeuristicScorer()
+    out: dict[str, dict[str, Any]] = {}
+    for bench in BENCHMARKS:
+        idx = np.flatnonzero(ev.corpus.win_mask("test", [bench]))
+        if len(idx) < 20:
+            continue
+        convs = [frame["messages"].iloc[i] for i in idx]
+        _, win, _ = ev.scorer.predict_batch(convs)
+        h = np.array([heur.score(m).strong_win_rate for m in convs])
+        for name, p in (("learned", win), ("heuristic", h)):
+            conf, freq, count = metrics.reliability_curve(p, y[idx], n_bins)
+            out[f"{bench} {name} (ECE {metrics.ece(p, y[idx], n_bins):.3f})"] = {
+                "confidence": [None if np.isnan(v) else float(v) for v in conf],
+                "frequency": [None if np.isnan(v) else float(v) for v in freq],
+                "count": [int(c) for c in count],
+            }
+    return out
 
 
 def _routing_rows(block: Mapping[str, Any], label: str) -> list[list[Any]]:

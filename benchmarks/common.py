@@ -276,6 +276,15 @@ def write_result(name: str, payload: Mapping[str, Any], out_dir: Path = RESULTS_
     return path
 
 
+def load_result(name: str, out_dir: Path = RESULTS_DIR) -> dict[str, Any] | None:
+    """``<out_dir>/<name>.json`` -> its document, or None when it does not exist."""
+    path = out_dir / f"{name}.json"
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
+
+
 def markers(name: str) -> tuple[str, str]:
     return f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
 

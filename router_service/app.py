@@ -36,6 +36,7 @@ def create_app(
             yield
         finally:
             await app_.state.model_loop.stop()
+            await state.drain_logs()  # background log rows (log_wait=false)
             await state.upstream.aclose()
             await state.log.close()
 

@@ -22,12 +22,12 @@ import openai
 import pytest
 
 from fakes.llm import openai_completion
+from fakes.loop_models import trained_champion
 from fakes.server import FakeUpstream, Recorded, Reply
 from router_service.cli import main
 from router_service.learned import LearnedScorer
 from router_service.logstore import create_decision_log
-from training.config import REPO_ROOT, load_config
-from training.train import run_training
+from training.config import REPO_ROOT
 
 ADMIN = "admin-key"
 PROMPTS = [
@@ -47,7 +47,8 @@ HARD = ("prove", "integral", "solve", "train leaves")
 
 def judge_responder(rec: Recorded) -> Reply:
     """Low ratings for hard prompts (the cheap answer is judged poor), high otherwise."""
-    prompt = rec.json()["messages"][-1]["content"].split("<answer>")[0].lower()
+    text = rec.json()["messages"][-1]["content"]
+    prompt = text.split("<conversation>")[1].split("</conversation>")[0].lower()
     rating = 3 if any(word in prompt for word in HARD) else 9
     body = openai_completion(f"Checked the answer.\nRating: [[{rating}]]", "judge-e2e")
     return Reply.json(body)
@@ -60,17 +61,11 @@ def judge_server() -> Iterator[FakeUpstream]:
     server.stop()
 
 
-def initial_champion(serve_dir: Path, tmp: Path) -> str:
-    """The committed model when there is one, else a ``tiny`` model trained now."""
-    committed = REPO_ROOT / "models" / "default"
-    try:
-        version = LearnedScorer.load(committed).version
-        shutil.copytree(committed, serve_dir)
-    except Exception:
-        cfg = load_config(
-            "tiny", out_dir=str(serve_dir), mlflow=False, report_dir=str(tmp / "reports")
-        )
-        version = run_training(cfg).model_version
+def initial_champion(serve_dir: Path) -> str:
+    """The committed model when there is one, else a ``tiny`` model trained for the session."""
+    source = trained_champion()
+    shutil.copytree(source, serve_dir)
+    version = LearnedScorer.load(serve_dir).version
     assert version
     return version
 
@@ -87,7 +82,7 @@ def served_version(base_url: str, force: str = "local") -> tuple[str, str]:
 def run_loop(make_router: Any, policy: dict[str, Any], tmp: Path, judge_url: str) -> None:
     serve_dir = tmp / "serve" / "default"
     serve_dir.parent.mkdir(parents=True)
-    v1 = initial_champion(serve_dir, tmp)
+    v1 = initial_champion(serve_dir)
     router = make_router(
         policy, scorer="learned", model_dir=serve_dir, model_watch_seconds=0.2, admin_key=ADMIN
     )

@@ -330,3 +330,38 @@ def test_keyword_far_from_number_in_large_text() -> None:
 def test_adversarial_megabyte_inputs_complete(text: str) -> None:
     result = detect_sensitive([{"role": "user", "content": text}])
     assert isinstance(result, Sensitivity)
+
+
+PLANTED = [
+    ("ann@example.com", "email"),
+    ("4111 1111 1111 1111", "credit_card"),
+    ("DE89 3704 0044 0532 0130 00", "iban"),
+    ("+44 20 7946 0958", "phone"),
+    ("AKIAIOSFODNN7EXAMPLE", "api_key"),
+    ("536-22-1234", "national_id"),
+]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_large_text_windows_find_what_small_texts_find(seed: int) -> None:
+    """Long texts are scanned in windows around anchors; planted secrets anywhere in
+    80 kB of filler (with numbers and keywords) are all found and nothing else is."""
+    import random
+
+    rng = random.Random(seed)
+    filler = ["lorem", "ipsum", "2024", "v1.2.3", "order", "key", "token", "42", "x" * 30, "\n"]
+    parts: list[str] = []
+    expected: list[str] = []
+    size = 0
+    while size < 80_000:
+        if rng.random() < 0.01:
+            secret, kind = rng.choice(PLANTED)
+            parts.append(secret)
+            expected.append(f"[REDACTED:{kind}]")
+        else:
+            secret = rng.choice(filler)
+            parts.append(secret)
+            expected.append(secret)
+        size += len(secret) + 2
+    # "; " keeps neighbours apart ("+44 20 7946 0958 42" would rightly be one number)
+    assert redact("; ".join(parts)) == "; ".join(expected)

@@ -281,3 +281,33 @@ def test_background_logging_is_drained_at_shutdown(fakes, policy, make_router):
         c.chat.completions.create(model="local", messages=[{"role": "user", "content": "hi"}])
     rows = router.rows()
     assert len(rows) == 5 and all(r["backend"] == "local-llamacpp" for r in rows)
+
+
+def test_classify_works_without_any_backend(fakes, make_router):
+    router = make_router({"tiers": {}})
+    r = httpx.post(
+        f"{router.base_url}/classify",
+        json={"messages": [{"role": "user", "content": "Write a SQL query for top customers"}]},
+    )
+    assert r.status_code == 200
+    d = r.json()
+    assert set(d) >= {
+        "intent",
+        "intent_confidence",
+        "intent_scores",
+        "strong_win_rate",
+        "tier",
+        "model",
+        "reason",
+        "scorer",
+        "sensitivity",
+        "decision_us",
+    }
+    assert d["model"] is None and d["sensitivity"] == {"sensitive": False, "kinds": []}
+    assert abs(sum(d["intent_scores"].values()) - 1) < 1e-6
+    assert r.headers["x-router-intent"] == d["intent"]
+    chat = httpx.post(
+        f"{router.base_url}/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.status_code == 503 and "none configured" in chat.json()["error"]["message"]

@@ -173,6 +173,24 @@ def test_anthropic_overloaded_falls_back_and_stream_error_event(fakes, policy, m
             pass
 
 
+def test_anthropic_unexpected_event_shape_ends_with_error_event(fakes, policy, make_router):
+    fakes.anthropic.script(
+        Reply(
+            chunks=[
+                anthropic_event("message_start", message={"id": "m", "usage": {}}),
+                anthropic_event(
+                    "content_block_start", index="first", content_block={"type": "tool_use"}
+                ),
+            ],
+            content_type="text/event-stream",
+        )
+    )
+    router = make_router(policy)
+    body = {"model": "claude-fake", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    raw = httpx.post(f"{router.base_url}/chat/completions", json=body).content
+    assert b"malformed stream event" in raw and raw.endswith(b"data: [DONE]\n\n")
+
+
 def test_anthropic_client_error_is_translated(fakes, policy, make_router):
     fakes.anthropic.script(
         Reply.json(

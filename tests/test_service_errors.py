@@ -22,6 +22,9 @@ def assert_envelope(r: httpx.Response, status: int, code: str | None = None) -> 
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/json"
     assert r.headers["x-router-request-id"]
+    if r.request.method == "POST" and r.url.path in ("/v1/chat/completions", "/v1/classify"):
+        for name in ("tier", "model", "intent", "confidence", "decision-us", "scorer"):
+            assert r.headers[f"x-router-{name}"], name  # "none" when nothing was decided
     body = r.json()
     assert set(body) == {"error"}
     err = body["error"]
@@ -158,3 +161,26 @@ def test_decision_headers_on_routed_errors(fakes, policy, make_router):
     assert_envelope(r, 503, "no_backend_available")
     assert r.headers["x-router-tier"] == "local"
     assert r.headers["x-router-intent"]
+
+
+def test_capacity_limit_gives_429(fakes, policy, make_router):
+    from fakes.llm import openai_chunk, sse
+    from fakes.server import Reply
+
+    fakes.local.script(
+        Reply(
+            chunks=[sse(openai_chunk({"content": "x"}))],
+            content_type="text/event-stream",
+            hang=True,
+        )
+    )
+    router = make_router(policy, max_inflight=1)
+    body = {**GOOD, "stream": True}
+    with httpx.stream("POST", f"{router.base_url}/chat/completions", json=body) as open_stream:
+        chunks = open_stream.iter_bytes()  # keep a reference: dropping it closes the stream
+        next(chunks)  # one request in flight
+        r = httpx.post(f"{router.base_url}/chat/completions", json=GOOD)
+        assert_envelope(r, 429, "router_overloaded")
+    assert fakes.local.disconnected.wait(5)
+    ok = httpx.post(f"{router.base_url}/chat/completions", json=GOOD)
+    assert ok.status_code == 200

@@ -227,8 +227,10 @@ def test_client_disconnect_cancels_upstream(fakes, policy, make_router):
     router = make_router(policy)
     body = {"model": "local", "messages": MSG, "stream": True}
     with httpx.stream("POST", f"{router.base_url}/chat/completions", json=body) as r:
-        first = next(r.iter_bytes())
-        assert b'"content":"x"' in first
+        chunks = r.iter_bytes()
+        assert b'"content":"x"' in next(chunks)
+        assert not fakes.local.disconnected.is_set(), "still streaming while the client reads"
+    # leaving the block closes the client connection mid-stream
     assert fakes.local.disconnected.wait(5), "upstream request was not cancelled"
     row = router.rows()[0]
     assert row["status"] == 499 and "disconnected" in row["error"]

@@ -1,7 +1,8 @@
-"""``learned-router train`` and ``learned-router eval``: argv -> training / evaluation runs.
+"""``learned-router train`` / ``eval`` / ``judge``: argv -> training and evaluation runs.
 
-Heavy imports (scikit-learn, onnx, mlflow, torch) happen inside ``run_*`` so the CLI's
-other commands stay fast."""
+``train`` runs ``training.train`` (or, with ``--from-feedback``, the gated retrain loop of
+``training.retrain``); ``eval`` evaluates a saved model; ``judge`` is ``training.judge_cli``.
+Heavy imports (scikit-learn, onnx, mlflow, torch) happen inside ``run_*``."""
 
 from __future__ import annotations
 
@@ -36,10 +37,18 @@ def register(subparsers: Any) -> None:
         "Without PATH: retrain from the decision log + feedback table, gate, promote "
         "(training.retrain)",
     )
-    train.add_argument("--logs", action="append", default=[], metavar="PATH",
-                       help="exported request-log file or glob (unlabelled); repeatable")
-    train.add_argument("--transformer", action="store_true",
-                       help="also train/evaluate heads on full MiniLM embeddings (slow, reported)")
+    train.add_argument(
+        "--logs",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="exported request-log file or glob (unlabelled); repeatable",
+    )
+    train.add_argument(
+        "--transformer",
+        action="store_true",
+        help="also train/evaluate heads on full MiniLM embeddings (slow, reported)",
+    )
     train.add_argument("--no-mlflow", action="store_true", help="skip MLflow logging")
     train.add_argument("--seed", type=int, default=None)
     retrain.add_arguments(train)  # --serve-dir, --no-promote, gate tolerances ...

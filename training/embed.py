@@ -3,8 +3,8 @@
 * ``StaticEmbedding``: all-MiniLM-L6-v2 distilled by model2vec into a token table
   (fp16, ``pca_dims`` wide). ``embed`` tokenizes with the SAME ``tokenizers`` settings as
   serving (no special tokens, no padding, truncation at ``features.MAX_TOKENS``) and mean-
-  pools in numpy exactly as the ONNX graph does (fp16 table -> fp32, sum / count, optional
-  L2 norm), so training features equal serving features.
+  pools in numpy exactly as the ONNX graph does (fp16 table -> float64 sum / count,
+  optional L2 norm -> float32), so training features equal serving features bit for bit.
 * ``TransformerEmbedding``: sentence-transformers MiniLM (slow; for reporting).
 * Both cache vectors on disk keyed by (embedder fingerprint, text); the distilled table is
   cached too, so distillation (~1 min) runs once per machine."""
@@ -103,7 +103,7 @@ class StaticEmbedding:
         head_tokens: int = 0,
     ) -> None:
         self.table = np.ascontiguousarray(table, dtype=np.float16)
-        self.table32 = self.table.astype(np.float32)
+        self.table64 = self.table.astype(np.float64)  # pooling runs in float64, as the graph
         self.tokenizer = configure_tokenizer(tokenizer)
         self.normalize = normalize
         self.source = source
@@ -132,13 +132,12 @@ class StaticEmbedding:
         return [enc(tokenizable(t), add_special_tokens=False).ids for t in texts]
 
     def _mean(self, ids: Sequence[int]) -> np.ndarray:
-        """Token ids -> pooled float32 vector, the same arithmetic as the ONNX graph."""
+        """Token ids -> pooled vector: float64 arithmetic, float32 result, like the graph."""
         if len(ids) == 0:
             return np.zeros(self.dim, np.float32)
-        v = self.table32[np.asarray(ids, np.int64)].sum(axis=0, dtype=np.float32)
-        v = v / np.float32(len(ids))
+        v = self.table64[np.asarray(ids, np.int64)].sum(axis=0) / float(len(ids))
         if self.normalize:
-            v = v / np.maximum(np.sqrt(np.sum(v * v, dtype=np.float32)), np.float32(1e-12))
+            v = v / max(float(np.sqrt(np.sum(v * v))), 1e-12)
         return v.astype(np.float32)
 
     def pool(self, ids: Sequence[int]) -> np.ndarray:

@@ -130,28 +130,35 @@ def _const(name: str, value: Any, dtype: Any = np.float32) -> onnx.TensorProto:
 
 
 def _pool_nodes(prefix: str, ids: str, mask: str, normalize: bool) -> tuple[list[Any], str]:
-    """Masked mean pooling (and L2 norm) of the table rows for ``ids`` -> (nodes, output)."""
+    """Masked mean pooling (and L2 norm) of the table rows for ``ids`` -> (nodes, output).
+
+    Pooling runs in float64 and is cast to float32 at the end, as in
+    ``StaticEmbedding.pool``: summation-order differences then vanish in the final rounding,
+    so the trees see bit-identical inputs in training and serving."""
     mk = helper.make_node
     p = prefix
     nodes = [
         mk("Gather", [EMBEDDING_INITIALIZER, ids], [f"{p}tok16"]),
-        mk("Cast", [f"{p}tok16"], [f"{p}tok"], to=TensorProto.FLOAT),
-        mk("Unsqueeze", [mask, "axis2"], [f"{p}mask3"]),
+        mk("Cast", [f"{p}tok16"], [f"{p}tok"], to=TensorProto.DOUBLE),
+        mk("Cast", [mask], [f"{p}mask64"], to=TensorProto.DOUBLE),
+        mk("Unsqueeze", [f"{p}mask64", "axis2"], [f"{p}mask3"]),
         mk("Mul", [f"{p}tok", f"{p}mask3"], [f"{p}masked"]),
         mk("ReduceSum", [f"{p}masked", "axis1"], [f"{p}sum"], keepdims=0),
-        mk("ReduceSum", [mask, "axis1"], [f"{p}count"], keepdims=1),
-        mk("Max", [f"{p}count", "one"], [f"{p}count1"]),
+        mk("ReduceSum", [f"{p}mask64", "axis1"], [f"{p}count"], keepdims=1),
+        mk("Max", [f"{p}count", "one64"], [f"{p}count1"]),
         mk("Div", [f"{p}sum", f"{p}count1"], [f"{p}mean"]),
     ]
-    if not normalize:
-        return nodes, f"{p}mean"
-    nodes += [
-        mk("Mul", [f"{p}mean", f"{p}mean"], [f"{p}sq"]),
-        mk("ReduceSum", [f"{p}sq", "axis1"], [f"{p}sqsum"], keepdims=1),
-        mk("Sqrt", [f"{p}sqsum"], [f"{p}norm"]),
-        mk("Max", [f"{p}norm", "eps"], [f"{p}norm1"]),
-        mk("Div", [f"{p}mean", f"{p}norm1"], [f"{p}pooled"]),
-    ]
+    out = f"{p}mean"
+    if normalize:
+        nodes += [
+            mk("Mul", [f"{p}mean", f"{p}mean"], [f"{p}sq"]),
+            mk("ReduceSum", [f"{p}sq", "axis1"], [f"{p}sqsum"], keepdims=1),
+            mk("Sqrt", [f"{p}sqsum"], [f"{p}norm"]),
+            mk("Max", [f"{p}norm", "eps64"], [f"{p}norm1"]),
+            mk("Div", [f"{p}mean", f"{p}norm1"], [f"{p}normed"]),
+        ]
+        out = f"{p}normed"
+    nodes.append(mk("Cast", [out], [f"{p}pooled"], to=TensorProto.FLOAT))
     return nodes, f"{p}pooled"
 
 
@@ -162,8 +169,8 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         numpy_helper.from_array(embedder.table.astype(np.float16), EMBEDDING_INITIALIZER),
         _const("axis1", [1], np.int64),
         _const("axis2", [2], np.int64),
-        _const("one", 1.0),
-        _const("eps", 1e-12),
+        _const("one64", 1.0, np.float64),
+        _const("eps64", 1e-12, np.float64),
         _const("inv_temperature", 1.0 / heads.temperature.temperature),
         _const("platt_a", heads.platt.a),
         _const("platt_b", heads.platt.b),

@@ -75,7 +75,8 @@ class ExportStats:
     positives: int = 0
     feedback_rows: int = 0
     feedback_failed: int = 0
-    orphan_feedback: int = 0
+    orphan_feedback: int = 0  # feedback for requests not in the log (or the window)
+    skipped_no_text: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     sha256: str = ""
 
@@ -129,9 +130,12 @@ def export(
             stats.log_rows += 1
             rid = str(row["request_id"])
             messages = row.get("messages")
-            if not _has_text(messages) or rid in seen:
+            if rid in seen:
                 continue
             seen.add(rid)
+            if not _has_text(messages):  # redacted to roles only: nothing to learn from
+                stats.skipped_no_text += 1
+                continue
             if log_out is not None:
                 stats.log_rows_written += 1
                 _dump(

@@ -112,7 +112,12 @@ def champion_from_registry(cfg: Any, dest: Path) -> tuple[Path, str] | None:
     dest.mkdir(parents=True, exist_ok=True)
     for f in bundle.iterdir():
         shutil.copy2(f, dest / f.name)
-    shutil.copy2(next(model.rglob("*.onnx")), dest / "router.onnx")
+    import onnx
+
+    # MLflow stores big initializers as external data beside model.onnx: load them back in
+    # and write one self-contained router.onnx, as the router expects.
+    graph = onnx.load(str(next(model.rglob("*.onnx"))), load_external_data=True)
+    onnx.save_model(graph, str(dest / "router.onnx"), save_as_external_data=False)
     return dest, str(mv.version)
 
 

@@ -147,6 +147,17 @@ def _fmt(value: float | None, digits: int) -> str:
     return "none" if value is None else f"{value:.{digits}f}"
 
 
+_DECISION_HEADERS = (
+    "X-Router-Tier",
+    "X-Router-Model",
+    "X-Router-Intent",
+    "X-Router-Confidence",
+    "X-Router-Decision-Us",
+    "X-Router-Scorer",
+    "X-Router-Model-Version",
+)
+
+
 def decision_headers(
     rid: str,
     decision: Decision | None,
@@ -158,7 +169,9 @@ def decision_headers(
 ) -> dict[str, str]:
     """The ``X-Router-*`` headers of a response (``tier``/``model``: who actually served)."""
     headers = {"X-Router-Request-Id": rid}
-    if decision is not None:
+    if decision is None:  # failed before routing: same header set, nothing decided
+        headers.update(dict.fromkeys(_DECISION_HEADERS, "none"))
+    else:
         headers["X-Router-Tier"] = tier or decision.tier
         headers["X-Router-Model"] = model or "none"
         headers["X-Router-Intent"] = decision.intent

@@ -20,6 +20,8 @@ from router_service.policy import ResolvedBackend
 
 ErrorKind = Literal["connect", "timeout", "status", "protocol"]
 MAX_ERROR_BODY = 64 * 1024
+# What translating an unexpected upstream JSON shape can raise (-> a protocol error).
+MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 class UpstreamError(Exception):
@@ -114,6 +116,10 @@ class UpstreamStream:
         except httpx.HTTPError as exc:
             raise UpstreamError(
                 "connect", f"{self.backend.name}: stream broke: {_describe(exc)}"
+            ) from None
+        except MALFORMED as exc:  # a translator choked on an unexpected event shape
+            raise UpstreamError(
+                "protocol", f"{self.backend.name}: malformed stream event: {_describe(exc)}"
             ) from None
 
     async def aclose(self) -> None:
@@ -280,7 +286,7 @@ class Backend:
         stats = UsageStats()
         try:
             out = self.translate_completion(response.status_code, raw, stats)
-        except (ValueError, KeyError, TypeError) as exc:
+        except MALFORMED as exc:
             raise UpstreamError("protocol", f"{self.name}: malformed response: {exc}") from None
         return Completion(response.status_code, out, stats, ttfb)
 
@@ -312,6 +318,11 @@ class Backend:
         except httpx.HTTPError as exc:
             await _close_quietly(events, response)
             raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
+        except MALFORMED as exc:
+            await _close_quietly(events, response)
+            raise UpstreamError(
+                "protocol", f"{self.name}: malformed stream event: {_describe(exc)}"
+            ) from None
         if first is None:
             await _close_quietly(events, response)
             raise UpstreamError("protocol", f"{self.name}: stream ended before any event")

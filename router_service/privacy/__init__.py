@@ -106,12 +106,13 @@ class _Text:
         return any(self.has(d, False) for d in "0123456789")
 
     def _merge(self, spans: Iterable[Window]) -> list[Window]:
-        """Sorted (lo, hi) spans -> merged windows; the whole text once half is covered."""
+        """Sorted (lo, hi) spans -> merged, whitespace-snapped windows (the whole text
+        once half of it is covered)."""
         out: list[Window] = []
         total = 0
         half = self.n // 2
         for i, (lo, hi) in enumerate(spans):
-            lo, hi = max(0, lo), min(self.n, hi)
+            lo, hi = self._snap(max(0, lo), min(self.n, hi))
             if out and lo <= out[-1][1]:
                 prev_lo, prev_hi = out[-1]
                 if hi > prev_hi:
@@ -123,7 +124,7 @@ class _Text:
             # Mostly covered (overall, or densely so far): one pass over all is cheaper.
             if total > half or (i >= 256 and total > hi // 2):
                 return [(0, self.n)]
-        return [self._snap(lo, hi) for lo, hi in out]
+        return out
 
     def _snap(self, lo: int, hi: int) -> Window:
         """Move window edges out to whitespace so a window never cuts a token."""
@@ -222,13 +223,14 @@ def _scan(text: str, skip: frozenset[str] = frozenset(), first_only: bool = Fals
                     pos = max(result[1], m.start() + 1)
                     result = [result]
                 for span in result:
-                    if first_only and any(span[0] < e and s < span[1] for s, e in taken):
-                        continue  # inside a higher-priority finding (a phone inside a card)
-                    taken.append(span)
+                    if first_only:
+                        if any(span[0] < e and s < span[1] for s, e in taken):
+                            continue  # inside a higher-priority finding (phone in a card)
+                        taken.append(span)
+                        done = True
                     findings.append(Finding(det.kind, span[0], span[1], det.name))
                     found.add(det.kind)
-                    if first_only:
-                        done = True
+                    if done:
                         break
                 if done:
                     break

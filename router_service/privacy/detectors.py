@@ -144,7 +144,6 @@ def _phone_context(m: re.Match[str], _text: str) -> Span | None:
 # A maximal run of digits with single " "/"-" separators; the validator looks for card
 # layouts inside it, so "2024 4111 1111 1111 1111" still yields the card.
 _CARD_RE = re.compile(r"\d(?<![\w\-.]\d)(?:[ \-]?\d){11,}+")  # >= 12 digits
-_DIGIT_GROUP = re.compile(r"\d+")
 _CARD_CONTEXT = re.compile(r"card|visa|master|amex|credit|debit|cvv|cvc|expir|payment|\bcc\b")
 _NOT_CARD_CONTEXT = re.compile(
     r"order|invoice|tracking|parcel|shipment|\bref\b|reference|transaction|txn|\bid\b|#|"
@@ -152,61 +151,62 @@ _NOT_CARD_CONTEXT = re.compile(
 )
 
 
-# Two-digit prefixes some card network uses (exact ranges are checked by card_brand).
-_IIN2 = frozenset(
-    [str(p) for p in range(22, 28)] + [str(p) for p in range(30, 40) if p not in (31, 32, 33)]
-    + [str(p) for p in range(40, 70)]
-)  # fmt: skip
-
-
 def _is_card(digits: str) -> bool:
     return 12 <= len(digits) <= 19 and card_brand(digits) is not None and luhn_ok(digits)
 
 
-def _grouped_card_end(groups: list[str], seps: list[str], i: int, usable: int) -> int:
-    """Index of the last group of the longest card layout starting at group ``i``, or -1.
-    Layouts: 4-4-4-4 (+1..3), 4-4-4-1..4, Amex/Diners 4-6-5 / 4-6-4; one separator kind."""
-    for j in range(min(i + 4, usable - 1), i + 1, -1):
-        lengths = [len(g) for g in groups[i : j + 1]]
-        total = sum(lengths)
-        if not 12 <= total <= 19 or len(set(seps[i:j])) != 1:
+# Where a card can start inside a run: a whole 12-19 digit group, or a 4-digit group
+# with a card network's two-digit prefix (exact ranges: card_brand).
+_CARD_START = re.compile(r"(?<!\d)(?:\d{12,19}|(?:2[2-7]|3[045-9]|[4-6]\d)\d\d)(?!\d)")
+_GROUPS_AHEAD = re.compile(r"\d+(?:[ \-]\d+){0,4}")
+_SEP = re.compile(r"([ \-])")
+
+
+def _grouped_card_len(run: str, start: int) -> int:
+    """Length of the longest card layout at ``run[start:]`` (4-4-4-4(+1..3),
+    4-4-4-1..4, Amex/Diners 4-6-5 / 4-6-4; one separator kind), or 0."""
+    ahead = _GROUPS_AHEAD.match(run, start)
+    if ahead is None:
+        return 0
+    parts = _SEP.split(ahead.group())
+    groups, seps = parts[0::2], parts[1::2]
+    for j in range(len(groups) - 1, 1, -1):
+        lengths = [len(g) for g in groups[: j + 1]]
+        if not 12 <= sum(lengths) <= 19 or len(set(seps[:j])) != 1:
             continue
         fours = all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4
-        if (fours or lengths[1:] in ([6, 5], [6, 4])) and _is_card("".join(groups[i : j + 1])):
-            return j
-    return -1
+        if (fours or lengths[1:] in ([6, 5], [6, 4])) and _is_card("".join(groups[: j + 1])):
+            return sum(lengths) + j  # digits + separators
+    return 0
 
 
 def _credit_card(m: re.Match[str], text: str) -> list[Span] | None:
     run, base = m.group(), m.start()
-    found = list(_DIGIT_GROUP.finditer(run))
-    groups = [g.group() for g in found]
-    seps = [run[g.end()] for g in found[:-1]]  # the single separator after each group
-    usable = len(groups)
     after = text[m.end() : m.end() + 2]
     if (
         after[:1].isalnum()
         or after[:1] in ("_", "-")
         or (after[:1] in ".," and after[1:2].isdigit())
     ):
-        usable -= 1  # the last group is glued to a word or a decimal part
+        cut = max(run.rfind(" "), run.rfind("-"))  # the last group is glued to a word or
+        run = run[:cut] if cut > 0 else ""  # a decimal part: it cannot end a card
     spans: list[Span] = []
-    i = 0
-    while i < usable:
-        group = groups[i]
-        hit = -1
-        if 12 <= len(group) <= 19:  # bare digits: an "order id 4111..." is not a card
-            if _is_card(group):
-                before = _before(text, base + found[i].start())
+    pos = 0
+    for c in _CARD_START.finditer(run):
+        start = c.start()
+        if start < pos:
+            continue
+        length = 0
+        if c.end() - start >= 12:  # bare digits: an "order id 4111..." is not a card
+            if _is_card(c.group()):
+                before = _before(text, base + start)
                 if not _NOT_CARD_CONTEXT.search(before) or _CARD_CONTEXT.search(before):
-                    hit = i
-        elif len(group) == 4 and group[:2] in _IIN2:
-            hit = _grouped_card_end(groups, seps, i, usable)
-        if hit >= 0:
-            spans.append((base + found[i].start(), base + found[hit].end()))
-            i = hit + 1
+                    length = c.end() - start
         else:
-            i += 1
+            length = _grouped_card_len(run, start)
+        if length:
+            spans.append((base + start, base + start + length))
+            pos = start + length
     return spans or None
 
 

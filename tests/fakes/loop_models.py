@@ -6,7 +6,10 @@ so two versions are told apart by their outputs as well as by their version stri
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +119,34 @@ def write_model(
     _tokenizer().save(str(path / "tokenizer.json"))
     (path / "manifest.json").write_text(json.dumps(manifest(version)), encoding="utf-8")
     return path
+
+
+_TRAINED: list[Path] = []
+
+
+def trained_champion() -> Path:
+    """A real trained model dir, read-only for callers (copy it before serving it): the
+    committed ``models/default`` when it loads, else a ``tiny`` model trained once per test
+    session into a temporary directory."""
+    if _TRAINED:
+        return _TRAINED[0]
+    from router_service.learned import LearnedScorer
+    from training.config import REPO_ROOT, load_config
+    from training.train import run_training
+
+    committed = REPO_ROOT / "models" / "default"
+    try:
+        LearnedScorer.load(committed)
+        _TRAINED.append(committed)
+        return committed
+    except Exception:
+        pass
+    tmp = Path(tempfile.mkdtemp(prefix="loop-champion-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    cfg = load_config(
+        "tiny", out_dir=str(tmp / "model"), mlflow=False, report_dir=str(tmp / "reports")
+    )
+    out = run_training(cfg).out_dir
+    assert out is not None
+    _TRAINED.append(out)
+    return out
