@@ -335,3 +335,34 @@ def test_cli_time_arguments() -> None:
     assert timedelta(hours=23) < age < timedelta(hours=25)
     with pytest.raises(argparse.ArgumentTypeError):
         judge_cli.parse_time("yesterday")
+
+
+def test_cli_defaults_to_the_policys_strong_tier(tmp_path, judge_server, capsys) -> None:
+    seed_log(tmp_path / "p.db", n=2).close_sync()
+    backend = {
+        "name": "strong-judge",
+        "type": "openai",
+        "base_url": f"{judge_server.url}/v1",
+        "model": "policy-judge",
+        "price": {"input_per_1m": PRICE_IN, "output_per_1m": PRICE_OUT},
+    }
+    policy = {"tiers": {"strong": {"backends": [backend]}}}
+    (tmp_path / "policy.yaml").write_text(json.dumps(policy))  # JSON is valid YAML
+    parser = argparse.ArgumentParser()
+    judge_cli.register(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "judge",
+            "--sqlite-path",
+            str(tmp_path / "p.db"),
+            "--policy",
+            str(tmp_path / "policy.yaml"),
+            "--no-progress",
+            "--json",
+        ]
+    )
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["judge_model"] == "policy-judge" and out["ok"] == 2
+    assert out["cost_usd"] == pytest.approx(2 * ONE_CALL_USD)
+    assert judge_server.calls[0].json()["model"] == "policy-judge"

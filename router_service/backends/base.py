@@ -323,6 +323,9 @@ class Backend:
             raise UpstreamError(
                 "protocol", f"{self.name}: malformed stream event: {_describe(exc)}"
             ) from None
+        except BaseException:  # cancelled: do not leak the connection
+            await asyncio.shield(_close_quietly(events, response))
+            raise
         if first is None:
             await _close_quietly(events, response)
             raise UpstreamError("protocol", f"{self.name}: stream ended before any event")

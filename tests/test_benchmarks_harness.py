@@ -1,0 +1,159 @@
+"""Each benchmark on its ``--quick`` budget -> valid result JSON, a PNG and its BENCHMARKS.md
+section. These check the harness (files, schema, markers), never timings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_decision_latency, bench_proxy, bench_quality, bench_training, run_all
+from benchmarks.common import markers
+from router_service.learned import LearnedScorer
+from router_service.scoring import DEFAULT_MODEL_DIR
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The committed model when it loads, else a ``tiny`` model trained now."""
+    try:
+        LearnedScorer.load(DEFAULT_MODEL_DIR)
+        yield DEFAULT_MODEL_DIR
+        return
+    except Exception:
+        pass
+    from training.config import load_config
+    from training.train import run_training
+
+    tmp = tmp_path_factory.mktemp("model")
+    cfg = load_config(
+        "tiny", out_dir=str(tmp / "tiny"), mlflow=False, report_dir=str(tmp / "reports")
+    )
+    run_training(cfg)
+    yield tmp / "tiny"
+
+
+def load_doc(out: Path, name: str) -> dict:
+    def bad(value: str) -> None:
+        raise ValueError(f"non-standard JSON constant {value}")
+
+    doc: dict = json.loads((out / f"{name}.json").read_text(encoding="utf-8"), parse_constant=bad)
+    assert doc["benchmark"] == name
+    assert doc["quick"] is True
+    assert doc["machine"]["cpu_cores"] >= 1
+    assert doc["packages"]["onnxruntime"]
+    assert isinstance(doc["results"], dict) and doc["results"]
+    return doc
+
+
+def section(md: Path, name: str) -> str:
+    text = md.read_text(encoding="utf-8")
+    start, end = markers(name)
+    assert text.count(start) == 1 and text.count(end) == 1
+    body = text[text.index(start) + len(start) : text.index(end)]
+    assert "quick mode" in body
+    return body
+
+
+def png_ok(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
+
+
+def common_args(tmp_path: Path) -> list[str]:
+    return ["--quick", "--out-dir", str(tmp_path), "--markdown", str(tmp_path / "B.md")]
+
+
+def test_decision_latency_quick(tmp_path: Path, model_dir: Path) -> None:
+    argv = [*common_args(tmp_path), "--model-dir", str(model_dir), "--no-transformers"]
+    assert bench_decision_latency.main(argv) == 0
+    res = load_doc(tmp_path, "decision_latency")["results"]
+    assert "_rounds" not in res
+    assert res["not_measured"].keys() == {"learned_transformer", "minilm_sklearn"}
+    for bucket in ("<=32", "<=128", "<=512", "1MB"):
+        for scorer in ("learned", "heuristic"):
+            entry = res["latency_us"][bucket][scorer]
+            assert entry["pooled"]["n"] > 0
+            assert entry["pooled"]["p50"] <= entry["pooled"]["p99"]
+        assert res["latency_us"][bucket]["heuristic"]["p50_ratio_to_heuristic"] == 1.0
+    assert "meets_p50_target" in res["latency_us"]["<=512"]["learned"]
+    assert res["model_size"]["total_bytes"] > 0
+    rss = res["serving_rss"]["learned"]
+    assert rss["n_prompts"] > 0 and rss["rss_after_mib"] > 0
+    assert rss["heavy_modules_loaded"] == []  # serving never loads torch/sklearn/training
+    body = section(tmp_path / "B.md", "decision_latency")
+    assert "| <=512 | `learned` |" in body and "decision_latency.png" in body
+    assert png_ok(tmp_path / "decision_latency.png")
+
+
+def test_proxy_quick(tmp_path: Path, model_dir: Path) -> None:
+    assert bench_proxy.main([*common_args(tmp_path), "--model-dir", str(model_dir)]) == 0
+    res = load_doc(tmp_path, "proxy")["results"]
+    assert res["scorer"] == "learned"
+    lat = res["latency"]
+    assert lat["errors"] == 0
+    assert lat["router_us"]["pooled"]["n"] == lat["direct_us"]["pooled"]["n"] > 0
+    tp = res["throughput"]["workers_1"]
+    assert tp["router"]["errors"] == 0 and tp["direct"]["errors"] == 0
+    assert tp["router"]["rps_median"] > 0 and tp["direct"]["rps_median"] > 0
+    for key in ("streams_router", "streams_direct"):
+        assert res[key]["failed"] == 0 and res[key]["ok"] == res[key]["streams"]
+    rows = res["log_rows"]["workers_1"]
+    assert rows["written"] == rows["requests"] > 0  # logging on: one row per request
+    body = section(tmp_path / "B.md", "proxy")
+    assert "added by the router" in body
+    assert png_ok(tmp_path / "proxy.png")
+
+
+def test_quality_quick(tmp_path: Path, model_dir: Path) -> None:
+    assert bench_quality.main([*common_args(tmp_path), "--model-dir", str(model_dir)]) == 0
+    res = load_doc(tmp_path, "quality")["results"]
+    assert res["reference"]["routellm_mmlu_apgr"] == 0.603
+    for bench in ("mmlu", "gsm8k"):
+        scorers = res["routing"][bench]["scorers"]
+        assert set(scorers) == set(bench_quality.SCORERS)
+        # the oracle orders prompts perfectly: nothing beats it
+        assert all(scorers["oracle"]["apgr"] >= m["apgr"] for m in scorers.values())
+    for block in res["routing_lobo"].values():
+        assert "oracle" in block["scorers"]
+    share = res["tier_shares_sharegpt_test"]
+    assert sum(share["learned"].values()) == pytest.approx(1.0)
+    body = section(tmp_path / "B.md", "quality")
+    assert "RouteLLM" in body and "**`learned`**" in body
+    assert png_ok(tmp_path / "quality.png")
+
+
+def test_training_quick(tmp_path: Path, model_dir: Path) -> None:
+    assert bench_training.main(common_args(tmp_path)) == 0
+    res = load_doc(tmp_path, "training")["results"]
+    assert set(res["sizes"]) == {str(n) for n in bench_training.QUICK.sizes}
+    for n, r in res["sizes"].items():
+        assert r["rows"] == int(n)  # every perturbed copy is distinct
+        assert r["total_seconds"] > 0 and r["onnx_bytes"] > 0
+    assert section(tmp_path / "B.md", "training")
+    assert png_ok(tmp_path / "training.png")
+
+
+def test_run_all_runs_selected_benchmarks_and_writes_summary(tmp_path: Path) -> None:
+    md = tmp_path / "B.md"
+    argv = ["--quick", "--only", "proxy", "--out-dir", str(tmp_path), "--markdown", str(md)]
+    assert run_all.main(argv) == 0
+    load_doc(tmp_path, "proxy")
+    summary = md.read_text(encoding="utf-8").split("<!-- bench:summary -->")[1]
+    assert "router added latency" in summary and "No results yet" in summary
+    with pytest.raises(SystemExit):
+        run_all.main(["--only", "nonsense"])
+
+
+@pytest.mark.slow
+def test_decision_latency_quick_with_transformer_baselines(tmp_path: Path, model_dir: Path) -> None:
+    argv = [*common_args(tmp_path), "--model-dir", str(model_dir)]
+    assert bench_decision_latency.main(argv) == 0
+    res = load_doc(tmp_path, "decision_latency")["results"]
+    assert res["not_measured"] == {}
+    for scorer in ("learned_transformer", "minilm_sklearn"):
+        assert res["latency_us"]["<=32"][scorer]["pooled"]["n"] > 0
+    assert "minilm_sklearn" in res["serving_rss"]
