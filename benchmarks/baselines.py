@@ -175,7 +175,7 @@ class MiniLMSklearnScorer(_MiniLMScorer):
     """Messages -> ``Scores`` with MiniLM (torch) + two sklearn logistic regressions."""
 
     name = BASELINE_NAME
-    version = "minilm+logreg"
+    version: str | None = "minilm+logreg"
 
     def __init__(self, heads: BaselineHeads, model: Any | None = None) -> None:
         super().__init__(heads.source, model)
@@ -212,7 +212,7 @@ class TransformerHeadsScorer(_MiniLMScorer):
     """Messages -> ``Scores`` with MiniLM + the project's calibrated boosted heads (sklearn)."""
 
     name = TRANSFORMER_NAME
-    version = "minilm+hgb"
+    version: str | None = "minilm+hgb"
 
     def __init__(self, heads: Any, source: str, model: Any | None = None) -> None:
         super().__init__(source, model)

@@ -313,7 +313,7 @@ def run(budget: Budget, model_dir: Path = DEFAULT_MODEL_DIR, transformers: bool 
         "model_size": model_size(model_dir),
     }
     if "minilm_sklearn" in loaded.scorers:
-        src = Path(getattr(loaded.scorers["minilm_sklearn"], "heads").source)
+        src = Path(getattr(loaded.scorers["minilm_sklearn"], "heads").source)  # noqa: B009
         if src.is_dir():
             results["model_size"]["minilm_weights_bytes"] = _dir_bytes(src)
     kinds = [k for k in ("learned", "heuristic", "minilm_sklearn") if k in loaded.scorers]
@@ -402,7 +402,9 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         files = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in size["files"].items())
         line = f"Model on disk: **{size['total_bytes'] / 1e6:.2f} MB** ({files})"
         if size.get("minilm_weights_bytes"):
-            line += f"; MiniLM weights of the baselines: {size['minilm_weights_bytes'] / 1e6:.1f} MB"
+            line += (
+                f"; MiniLM weights of the baselines: {size['minilm_weights_bytes'] / 1e6:.1f} MB"
+            )
         parts += ["", line + "."]
     if mem_rows:
         parts += [
@@ -411,14 +413,25 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
             f"{mem_rows[0][4]} real prompts.",
             "",
             common.md_table(
-                ["scorer", "RSS loaded MiB", "RSS after MiB", "peak MiB", "prompts", "heavy imports"],
+                [
+                    "scorer",
+                    "RSS loaded MiB",
+                    "RSS after MiB",
+                    "peak MiB",
+                    "prompts",
+                    "heavy imports",
+                ],
                 mem_rows,
             ),
         ]
     if results.get("not_measured"):
-        parts += ["", "Not measured: " + "; ".join(
-            f"`{k}` ({v.splitlines()[0][:200]})" for k, v in results["not_measured"].items()
-        )]
+        parts += [
+            "",
+            "Not measured: "
+            + "; ".join(
+                f"`{k}` ({v.splitlines()[0][:200]})" for k, v in results["not_measured"].items()
+            ),
+        ]
     return "\n".join(parts)
 
 

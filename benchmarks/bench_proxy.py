@@ -128,6 +128,12 @@ def cpu_seconds(pid: int) -> float:
 class Proc:
     popen: subprocess.Popen[str]
     port: int
+    log: Path | None = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        if self.log is None or not self.log.is_file():
+            return ""
+        return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
 
     @property
     def url(self) -> str:
@@ -147,7 +153,12 @@ class Proc:
 
 def start_upstream(budget: Budget) -> Proc:
     cmd = [sys.executable, "-m", "benchmarks.upstream", "--host", HOST, "--port", "0"]
-    cmd += ["--stream-chunks", str(budget.stream_chunks), "--chunk-delay", str(budget.chunk_delay_s)]
+    cmd += [
+        "--stream-chunks",
+        str(budget.stream_chunks),
+        "--chunk-delay",
+        str(budget.chunk_delay_s),
+    ]
     popen = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=common.REPO_ROOT
     )
@@ -193,14 +204,21 @@ def start_router(
     env["ROUTER_SQLITE_PATH"] = str(tmp / f"decisions-{workers}.db")
     log = (tmp / f"router-{workers}.log").open("w")
     popen = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
         cwd=common.REPO_ROOT,
     )
-    proc = Proc(popen, port)
+    proc = Proc(popen, port, tmp / f"router-{workers}.log")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise RuntimeError(f"router exited: {(tmp / f'router-{workers}.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"router exited: {(tmp / f'router-{workers}.log').read_text()[-2000:]}"
+            )
         try:
             with socket.create_connection((HOST, port), timeout=0.5):
                 return proc
@@ -233,14 +251,29 @@ async def added_latency(
     try:
         for i in range(budget.warmup):
             p = prompts[i % len(prompts)]
-            await r_conn.send(encode_request(HOST, router.port, "/v1/chat/completions", chat_body(p, "auto")))
+            await r_conn.send(
+                encode_request(HOST, router.port, "/v1/chat/completions", chat_body(p, "auto"))
+            )
         for r in range(budget.latency_rounds):
             got: dict[str, list[float]] = {"router": [], "direct": []}
             for i in range(budget.latency_pairs):
                 p = prompts[(r * budget.latency_pairs + i) % len(prompts)]
                 reqs = {
-                    "router": (r_conn, encode_request(HOST, router.port, "/v1/chat/completions", chat_body(p, "auto"))),
-                    "direct": (d_conn, encode_request(HOST, upstream.port, "/v1/chat/completions", chat_body(p, UPSTREAM_MODEL))),
+                    "router": (
+                        r_conn,
+                        encode_request(
+                            HOST, router.port, "/v1/chat/completions", chat_body(p, "auto")
+                        ),
+                    ),
+                    "direct": (
+                        d_conn,
+                        encode_request(
+                            HOST,
+                            upstream.port,
+                            "/v1/chat/completions",
+                            chat_body(p, UPSTREAM_MODEL),
+                        ),
+                    ),
                 }
                 order = ("router", "direct") if i % 2 == 0 else ("direct", "router")
                 t = {}
@@ -307,11 +340,19 @@ async def throughput(
             warm = await closed_loop(
                 HOST, proc.port, reqs, budget.concurrency, budget.warmup, 30, _ok
             )
-            cpu0 = {"router": cpu_seconds(router.popen.pid), "upstream": cpu_seconds(upstream.popen.pid)}
+            cpu0 = {
+                "router": cpu_seconds(router.popen.pid),
+                "upstream": cpu_seconds(upstream.popen.pid),
+            }
             self0 = time.process_time()
             res = await closed_loop(
-                HOST, proc.port, reqs, budget.concurrency, budget.load_requests,
-                budget.load_deadline_s, _ok,
+                HOST,
+                proc.port,
+                reqs,
+                budget.concurrency,
+                budget.load_requests,
+                budget.load_deadline_s,
+                _ok,
             )
             cpu = {
                 "router": cpu_seconds(router.popen.pid) - cpu0["router"],
@@ -329,7 +370,9 @@ async def throughput(
                     "latency_us": common.summarize(res.latencies_us),
                     "cpu_seconds": cpu,
                     "router_cpu_us_per_request": (
-                        cpu["router"] / res.completed * 1e6 if name == "router" and res.completed else None
+                        cpu["router"] / res.completed * 1e6
+                        if name == "router" and res.completed
+                        else None
                     ),
                 }
             )
@@ -339,9 +382,15 @@ async def throughput(
         out[name]["rps_min"] = float(np.min([x["rps"] for x in rs]))
         out[name]["rps_max"] = float(np.max([x["rps"] for x in rs]))
         out[name]["errors"] = int(sum(x["errors"] for x in rs))
-    per_req = [x["router_cpu_us_per_request"] for x in out["router"]["rounds"] if x["router_cpu_us_per_request"]]
+    per_req = [
+        x["router_cpu_us_per_request"]
+        for x in out["router"]["rounds"]
+        if x["router_cpu_us_per_request"]
+    ]
     out["router_cpu_us_per_request_median"] = float(np.median(per_req)) if per_req else None
-    out["rps_ratio_router_to_direct"] = common.ratio(out["router"]["rps_median"], out["direct"]["rps_median"])
+    out["rps_ratio_router_to_direct"] = common.ratio(
+        out["router"]["rps_median"], out["direct"]["rps_median"]
+    )
     out["meets_target"] = out["router"]["rps_median"] >= TARGET_RPS
     return out
 
@@ -378,8 +427,15 @@ async def streams(base_url: str, model: str, n: int, chunks: int, timeout: float
                         pieces.append(text)
         total = time.perf_counter() - t0
         if pieces != expected or not done:
-            bad = next((j for j, (a, b) in enumerate(zip(pieces, expected, strict=False)) if a != b), None)
-            return False, first or 0.0, total, f"got {len(pieces)} pieces (first mismatch {bad}), done={done}"
+            bad = next(
+                (j for j, (a, b) in enumerate(zip(pieces, expected, strict=False)) if a != b), None
+            )
+            return (
+                False,
+                first or 0.0,
+                total,
+                f"got {len(pieces)} pieces (first mismatch {bad}), done={done}",
+            )
         return True, first or 0.0, total, None
 
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
@@ -390,7 +446,8 @@ async def streams(base_url: str, model: str, n: int, chunks: int, timeout: float
         wall = time.perf_counter() - start
     ok = [r for r in results if not isinstance(r, BaseException) and r[0]]
     failures = [
-        repr(r) if isinstance(r, BaseException) else r[3] for r in results
+        repr(r) if isinstance(r, BaseException) else r[3]
+        for r in results
         if isinstance(r, BaseException) or not r[0]
     ]
     return {
@@ -431,18 +488,30 @@ def _prompts(n: int, seed: int = 0) -> list[str]:
 
 
 async def _run_workers(
-    upstream: Proc, budget: Budget, tmp: Path, scorer: str, model_dir: Path, workers: int,
+    upstream: Proc,
+    budget: Budget,
+    tmp: Path,
+    scorer: str,
+    model_dir: Path,
+    workers: int,
     prompts: Sequence[str],
 ) -> dict[str, Any]:
     router = start_router(upstream, tmp, scorer, model_dir, workers)
+    out: dict[str, Any] = {"workers": workers}
     try:
-        out: dict[str, Any] = {"workers": workers}
         if workers == budget.workers[0]:
             out["latency"] = await added_latency(router, upstream, prompts, budget)
         out["throughput"] = await throughput(router, upstream, prompts, budget)
         if workers == budget.workers[0]:
-            out["streams_router"] = await streams(router.url, "auto", budget.streams, budget.stream_chunks, 120)
-            out["streams_direct"] = await streams(upstream.url, UPSTREAM_MODEL, budget.streams, budget.stream_chunks, 120)
+            out["streams_router"] = await streams(
+                router.url, "auto", budget.streams, budget.stream_chunks, 120
+            )
+            out["streams_direct"] = await streams(
+                upstream.url, UPSTREAM_MODEL, budget.streams, budget.stream_chunks, 120
+            )
+    except Exception:
+        print(f"router ({workers} workers) log tail:\n{router.log_tail()}", file=sys.stderr)
+        raise
     finally:
         router.stop()
     out["log_rows"] = count_log_rows(tmp / f"decisions-{workers}.db")
@@ -457,7 +526,7 @@ async def _run_workers(
 def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
     from router_service.scoring import load_scorer
 
-    scorer, error = load_scorer("learned", model_dir, log=False)
+    _, error = load_scorer("learned", model_dir, log=False)
     scorer_kind = "learned" if error is None else "heuristic"
     prompts = _prompts(max(budget.latency_pairs, 200))
     t0 = time.perf_counter()
@@ -465,7 +534,9 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
             runs = [
-                asyncio.run(_run_workers(upstream, budget, Path(tmp), scorer_kind, model_dir, w, prompts))
+                asyncio.run(
+                    _run_workers(upstream, budget, Path(tmp), scorer_kind, model_dir, w, prompts)
+                )
                 for w in budget.workers
             ]
     finally:
@@ -484,7 +555,10 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
         "streams_direct": first["streams_direct"],
         "throughput": {f"workers_{r['workers']}": r["throughput"] for r in runs},
         "log_rows": {
-            f"workers_{r['workers']}": {"written": r["log_rows"], "requests": r["router_requests_sent"]}
+            f"workers_{r['workers']}": {
+                "written": r["log_rows"],
+                "requests": r["router_requests_sent"],
+            }
             for r in runs
         },
         "seconds": round(time.perf_counter() - t0, 1),
@@ -527,7 +601,9 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
                     common.fmt(float(lat_p50), 2),
                     common.fmt(float(lat_p99), 2),
                     t["errors"],
-                    common.fmt(tp.get("router_cpu_us_per_request_median"), 0) if name == "router" else "",
+                    common.fmt(tp.get("router_cpu_us_per_request_median"), 0)
+                    if name == "router"
+                    else "",
                 ]
             )
     sr, sd = results["streams_router"], results["streams_direct"]
@@ -559,16 +635,32 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         f"clients (target ≥ {TARGET_RPS:,.0f} req/s):",
         "",
         common.md_table(
-            ["router workers", "target", "req/s (median)", "req/s range", "p50 ms", "p99 ms",
-             "errors", "router CPU µs/request"],
+            [
+                "router workers",
+                "target",
+                "req/s (median)",
+                "req/s range",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "router CPU µs/request",
+            ],
             tp_rows,
         ),
         "",
         "**Concurrent streams**, every chunk checked in order, then `[DONE]`:",
         "",
         common.md_table(
-            ["path", "streams", "chunks each", "ok", "failed", "first chunk p50 ms",
-             "first chunk p99 ms", "wall s"],
+            [
+                "path",
+                "streams",
+                "chunks each",
+                "ok",
+                "failed",
+                "first chunk p50 ms",
+                "first chunk p99 ms",
+                "wall s",
+            ],
             stream_rows,
         ),
         "",

@@ -72,7 +72,9 @@ def evaluate(cfg: Any, model_dir: Path) -> Evaluation:
     )
     emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
     oracle = oracle_scores(corpus)
-    report = ev.evaluate_model(corpus, scorer, emb, cfg, extra_routing={"oracle": lambda i: oracle[i]})
+    report = ev.evaluate_model(
+        corpus, scorer, emb, cfg, extra_routing={"oracle": lambda i: oracle[i]}
+    )
     _add_lobo_oracle(report, corpus, oracle)
     return Evaluation(report, corpus, scorer, cfg)
 
@@ -197,8 +199,14 @@ def routing_frame(results: Mapping[str, Any]) -> Any:
             m = block["scorers"].get(name)
             if m is not None:
                 rows.append(
-                    {"eval set": label, "scorer": name, "n": block["n"], "APGR": m["apgr"],
-                     "CPT(50%)": m["cpt50"], "CPT(80%)": m["cpt80"]}
+                    {
+                        "eval set": label,
+                        "scorer": name,
+                        "n": block["n"],
+                        "APGR": m["apgr"],
+                        "CPT(50%)": m["cpt50"],
+                        "CPT(80%)": m["cpt80"],
+                    }
                 )
     ref = results["reference"]["routellm_mmlu_apgr"]
     rows.append({"eval set": "MMLU (RouteLLM paper)", "scorer": "best published", "APGR": ref})
@@ -294,8 +302,13 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         for name in ("heuristic", "learned"):
             r = block[name]
             intent_rows.append(
-                [split, f"`{name}`", block["n"], common.fmt(r["accuracy"] * 100, 1, "%"),
-                 common.fmt(r["macro_f1"], 3)]
+                [
+                    split,
+                    f"`{name}`",
+                    block["n"],
+                    common.fmt(r["accuracy"] * 100, 1, "%"),
+                    common.fmt(r["macro_f1"], 3),
+                ]
             )
     routing_rows: list[list[Any]] = []
     for bench, block in results["routing"].items():
@@ -303,15 +316,22 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
     for pair, block in results["routing_lobo"].items():
         routing_rows += _routing_rows(block, f"{pair} (LOBO)")
     ref = results["reference"]["routellm_mmlu_apgr"]
-    routing_rows.append(["MMLU (RouteLLM paper)", "best published router", "", f"{ref:.3f}", "", ""])
+    routing_rows.append(
+        ["MMLU (RouteLLM paper)", "best published router", "", f"{ref:.3f}", "", ""]
+    )
     calib = [
-        [bench, common.fmt(block.get("learned_ece"), 3), common.fmt(block["strong_win_rate"], 3),
-         common.fmt(block["weak_accuracy"], 3), common.fmt(block["strong_accuracy"], 3)]
+        [
+            bench,
+            common.fmt(block.get("learned_ece"), 3),
+            common.fmt(block["strong_win_rate"], 3),
+            common.fmt(block["weak_accuracy"], 3),
+            common.fmt(block["strong_accuracy"], 3),
+        ]
         for bench, block in results["routing"].items()
     ]
     shares = results["tier_shares_sharegpt_test"]
-    share_rows = [
-        [f"`{k}`"] + [common.fmt(v[t] * 100, 1, "%") for t in ("local", "primary", "strong")]
+    share_rows: list[list[str | None]] = [
+        [f"`{k}`", *(common.fmt(v[t] * 100, 1, "%") for t in ("local", "primary", "strong"))]
         for k, v in shares.items()
         if isinstance(v, dict)
     ]

@@ -34,11 +34,16 @@ NAME = "training"
 @dataclass(frozen=True)
 class Budget:
     sizes: tuple[int, ...]
-    transformer_prompts: int  # MiniLM embedding baseline subset
+    transformer_prompts: int  # MiniLM embedding baseline subset (0: not measured)
+    preset: str  # hyper-parameters: "default" is what ``make train`` uses
 
 
-FULL = Budget(sizes=(1_000, 5_000, 10_000, 25_000, 50_000, 100_000), transformer_prompts=1_000)
-QUICK = Budget(sizes=(300, 600), transformer_prompts=16)
+FULL = Budget(
+    sizes=(1_000, 5_000, 10_000, 25_000, 50_000, 100_000),
+    transformer_prompts=1_000,
+    preset="default",
+)
+QUICK = Budget(sizes=(250, 500), transformer_prompts=0, preset="tiny")
 
 
 def perturb(text: str, donor: str, rng: random.Random) -> str:
@@ -108,6 +113,8 @@ def transformer_baseline(cfg: Any, texts: Sequence[str]) -> dict[str, Any]:
     """Full MiniLM (sentence-transformers) embedding of ``texts``, uncached -> prompts/s."""
     from training.embed import TransformerEmbedding, minilm_source
 
+    if not texts:
+        return {"error": "skipped (quick budget)"}
     try:
         tr = TransformerEmbedding(minilm_source(cfg.minilm_source), cfg.transformer_batch_size)
         tr.embed(list(texts[:4]))  # load the model outside the timing
@@ -116,7 +123,11 @@ def transformer_baseline(cfg: Any, texts: Sequence[str]) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"prompts": len(texts), "seconds": round(seconds, 3), "prompts_per_second": len(texts) / seconds}
+    return {
+        "prompts": len(texts),
+        "seconds": round(seconds, 3),
+        "prompts_per_second": len(texts) / seconds,
+    }
 
 
 def run(budget: Budget) -> dict[str, Any]:
@@ -125,10 +136,13 @@ def run(budget: Budget) -> dict[str, Any]:
     from training.embed import load_static
 
     t_all = time.perf_counter()
-    cfg = load_config("default", mlflow=False, static_from_model="models/default")
+    cfg = load_config(
+        budget.preset, mlflow=False, static_from_model="models/default", out_dir="unused"
+    )
     labelled, _, _ = load_raw(cfg)
     embedder = load_static(cfg)
     results: dict[str, Any] = {
+        "preset": budget.preset,
         "source_rows": len(labelled),
         "embedder": embedder.source,
         "cores": common.machine_info()["cpu_cores_usable"],
@@ -138,21 +152,27 @@ def run(budget: Budget) -> dict[str, Any]:
         for n in budget.sizes:
             rows = synthetic_rows(labelled, n, seed=n)
             results["sizes"][str(n)] = train_once(cfg, embedder, rows, Path(tmp) / f"m{n}")
-    texts = [r["messages"][-1]["content"] for r in synthetic_rows(labelled, budget.transformer_prompts, 7)]
+    n_tr = budget.transformer_prompts
+    texts = [r["messages"][-1]["content"] for r in synthetic_rows(labelled, max(n_tr, 16), 7)]
     static_t0 = time.perf_counter()
     embedder.embed(texts)
     static_s = time.perf_counter() - static_t0
-    base = transformer_baseline(cfg, texts)
+    base = transformer_baseline(cfg, texts if n_tr else [])
     results["embedding_same_prompts"] = {
-        "static": {"prompts": len(texts), "seconds": round(static_s, 4),
-                   "prompts_per_second": len(texts) / static_s if static_s else None},
+        "static": {
+            "prompts": len(texts),
+            "seconds": round(static_s, 4),
+            "prompts_per_second": len(texts) / static_s if static_s else None,
+        },
         "transformer": base,
-        "speedup_static_vs_transformer": common.ratio(
-            base.get("seconds"), static_s
-        ),
+        "speedup_static_vs_transformer": common.ratio(base.get("seconds"), static_s),
     }
     results["seconds"] = round(time.perf_counter() - t_all, 1)
     return results
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:,.0f} min"
 
 
 def markdown(results: Mapping[str, Any], png: str | None) -> str:
@@ -160,24 +180,30 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
     for n, r in results["sizes"].items():
         s = r["seconds"]
         rows.append(
-            [f"{int(n):,}", f"{r['rows']:,}", common.fmt(s["data"], 1), common.fmt(s["embed_static"], 1),
-             common.fmt(s["fit_heads"], 1), common.fmt(s["export_onnx"], 1),
-             f"**{common.fmt(r['total_seconds'], 1)}**", common.fmt(r["prompts_per_second"], 0),
-             f"{r['intent_rounds']}/{r['strong_rounds']}", common.fmt(r["peak_rss_mib_so_far"], 0)]
+            [
+                f"{int(n):,}",
+                f"{r['rows']:,}",
+                common.fmt(s["data"], 1),
+                common.fmt(s["embed_static"], 1),
+                common.fmt(s["fit_heads"], 1),
+                common.fmt(s["export_onnx"], 1),
+                f"**{common.fmt(r['total_seconds'], 1)}**",
+                common.fmt(r["prompts_per_second"], 0),
+                f"{r['intent_rounds']}/{r['strong_rounds']}",
+                common.fmt(r["peak_rss_mib_so_far"], 0),
+            ]
         )
     emb = results["embedding_same_prompts"]
     st, tr = emb["static"], emb["transformer"]
     biggest = max(int(n) for n in results["sizes"])
-    line = (
-        f"Embedding the same {st['prompts']:,} prompts: static {common.fmt(st['prompts_per_second'], 0)} "
-        f"prompts/s"
-    )
+    static_rate = common.fmt(st["prompts_per_second"], 0)
+    line = f"Embedding the same {st['prompts']:,} prompts: static {static_rate} prompts/s"
     if "prompts_per_second" in tr:
+        speedup = common.fmt_ratio(emb["speedup_static_vs_transformer"])
         line += (
             f", full MiniLM (the `transformer` embedder) {common.fmt(tr['prompts_per_second'], 1)} "
-            f"prompts/s: **{common.fmt_ratio(emb['speedup_static_vs_transformer'])}** faster; at that "
-            f"rate MiniLM would need ~{biggest / tr['prompts_per_second'] / 60:,.0f} min to embed "
-            f"{biggest:,} prompts."
+            f"prompts/s: **{speedup}** faster; at that rate MiniLM alone would need "
+            f"~{duration(biggest / tr['prompts_per_second'])} to embed {biggest:,} prompts."
         )
     else:
         line += f"; MiniLM baseline not measured ({tr.get('error')})."
@@ -187,8 +213,18 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         f"{results['cores']} cores; evaluation and MLflow excluded. Seconds:",
         "",
         common.md_table(
-            ["N prompts", "rows after de-dup", "data", "embed", "fit heads", "export", "total",
-             "prompts/s", "boosting rounds (intent/strong)", "peak RSS MiB (so far)"],
+            [
+                "N prompts",
+                "rows after de-dup",
+                "data",
+                "embed",
+                "fit heads",
+                "export",
+                "total",
+                "prompts/s",
+                "boosting rounds (intent/strong)",
+                "peak RSS MiB (so far)",
+            ],
             rows,
         ),
         "",
@@ -219,4 +255,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

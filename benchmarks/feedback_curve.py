@@ -104,10 +104,11 @@ def scripted_judge(labels: dict[str, int], noise: float, seed: int) -> Callable[
         prompt = rec.json()["messages"][-1]["content"]
         answer = prompt.split("<answer>")[-1]
         found = _REQ.search(answer)
-        label = labels.get(found.group(1)) if found else None
+        rid = found.group(1) if found else ""
+        label = labels.get(rid)
         if label is None:
             return server.Reply.json({"error": {"message": "unknown request"}}, status=400)
-        flip = int(hashlib.sha1(f"{seed}:{found.group(1)}".encode()).hexdigest()[:8], 16)
+        flip = int(hashlib.sha1(f"{seed}:{rid}".encode()).hexdigest()[:8], 16)
         if flip / 0xFFFFFFFF < noise:
             label = 1 - label
         rating = 2 if label else 8
@@ -299,8 +300,8 @@ def learning_curve(cfg: CurveConfig = CurveConfig(), progress: bool = True) -> C
     return Curve(
         steps,
         baselines,
-        {b: int(len(i)) for b, i in test_idx.items()},
-        int(len(pool)),
+        {b: len(i) for b, i in test_idx.items()},
+        len(pool),
         cfg,
     )
 
@@ -313,13 +314,23 @@ def plot(curve: Curve, path: Path | None = None) -> Any:
     fig, axes = plt.subplots(1, len(benches), figsize=(6 * len(benches), 4), squeeze=False)
     x = [s.judged for s in curve.steps]
     for ax, bench in zip(axes.ravel(), benches, strict=True):
-        ax.plot(x, [s.routing[bench]["apgr"] for s in curve.steps], marker="o",
-                color=color("learned"), linewidth=2, label="learned, feedback only")
+        ax.plot(
+            x,
+            [s.routing[bench]["apgr"] for s in curve.steps],
+            marker="o",
+            color=color("learned"),
+            linewidth=2,
+            label="learned, feedback only",
+        )
         for name, routing in curve.baselines.items():
             if bench in routing:
-                ax.axhline(routing[bench]["apgr"], linestyle="--", linewidth=1,
-                           color=color("heuristic") if name == "heuristic" else "black",
-                           label=f"{name} ({routing[bench]['apgr']:.3f})")
+                ax.axhline(
+                    routing[bench]["apgr"],
+                    linestyle="--",
+                    linewidth=1,
+                    color=color("heuristic") if name == "heuristic" else "black",
+                    label=f"{name} ({routing[bench]['apgr']:.3f})",
+                )
         ax.axhline(0.5, color=color("random"), linestyle=":", linewidth=1, label="random (0.5)")
         ax.set_xscale("log")
         ax.set_xlabel("judged requests (log)")
@@ -329,4 +340,3 @@ def plot(curve: Curve, path: Path | None = None) -> Any:
     fig.suptitle("Routing quality as judge feedback accumulates")
     fig.tight_layout()
     return _save(fig, path)
-

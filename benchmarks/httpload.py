@@ -9,6 +9,7 @@ count and a deadline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,10 +50,8 @@ class Connection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await self.writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
 
     async def send(self, raw: bytes) -> Response:
         assert self.reader is not None and self.writer is not None
@@ -137,9 +136,7 @@ async def closed_loop(
                 result.first_error = result.first_error or f"{resp.status}: {resp.body[:200]!r}"
 
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(client(c) for c in conns)), timeout=deadline_s + 30
-        )
+        await asyncio.wait_for(asyncio.gather(*(client(c) for c in conns)), timeout=deadline_s + 30)
     finally:
         result.elapsed_s = time.perf_counter() - start
         for c in conns:

@@ -188,7 +188,9 @@ def _curve_panel(ax: Any, block: Mapping[str, Any], title: str, reference: float
 def quality_curves(results: Mapping[str, Any], path: Path | None = None) -> Any:
     """Quality-vs-cost curves: benchmark test splits (top) and leave-one-benchmark-out."""
     panels = [(f"{b} held-out test", blk) for b, blk in results["routing"].items()]
-    panels += [(f"{p} (leave-one-benchmark-out)", blk) for p, blk in results["routing_lobo"].items()]
+    panels += [
+        (f"{p} (leave-one-benchmark-out)", blk) for p, blk in results["routing_lobo"].items()
+    ]
     ref = results.get("reference", {}).get("routellm_mmlu_apgr")
     cols = 2
     rows = max(1, math.ceil(len(panels) / cols))
@@ -235,8 +237,15 @@ def confusion_pair(
         for i in range(len(labels)):
             for j in range(len(labels)):
                 if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(cm[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel("predicted")
@@ -301,14 +310,30 @@ def training_times(results: Mapping[str, Any], path: Path | None = None) -> Any:
     stages = ["data", "embed_static", "fit_heads", "export_onnx"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for stage in stages:
-        ax.plot(sizes, [results["sizes"][str(n)]["seconds"][stage] for n in sizes], marker="o",
-                linewidth=1.2, label=stage)
-    ax.plot(sizes, [results["sizes"][str(n)]["total_seconds"] for n in sizes], marker="s",
-            color="black", linewidth=2, label="total")
+        ax.plot(
+            sizes,
+            [results["sizes"][str(n)]["seconds"][stage] for n in sizes],
+            marker="o",
+            linewidth=1.2,
+            label=stage,
+        )
+    ax.plot(
+        sizes,
+        [results["sizes"][str(n)]["total_seconds"] for n in sizes],
+        marker="s",
+        color="black",
+        linewidth=2,
+        label="total",
+    )
     tr = results.get("embedding_same_prompts", {}).get("transformer", {})
     if tr.get("prompts_per_second"):
-        ax.plot(sizes, [n / tr["prompts_per_second"] for n in sizes], linestyle="--",
-                color=color("minilm_sklearn"), label="MiniLM embedding alone (extrapolated)")
+        ax.plot(
+            sizes,
+            [n / tr["prompts_per_second"] for n in sizes],
+            linestyle="--",
+            color=color("minilm_sklearn"),
+            label="MiniLM embedding alone (extrapolated)",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training prompts")

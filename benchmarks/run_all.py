@@ -109,12 +109,13 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
             )
         size = _get(lat, "results", "model_size", "total_bytes")
         rss = _get(lat, "results", "serving_rss", "learned", "rss_after_mib")
+        heur_rss = _get(lat, "results", "serving_rss", "heuristic", "rss_after_mib")
         if size:
             rows.append(
                 [
                     "model size / serving RSS",
                     f"{size / 1e6:.1f} MB / {common.fmt(rss)} MiB",
-                    f"heuristic RSS {common.fmt(_get(lat, 'results', 'serving_rss', 'heuristic', 'rss_after_mib'))} MiB",
+                    f"heuristic RSS {common.fmt(heur_rss)} MiB",
                     "–",
                 ]
             )
@@ -170,23 +171,23 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
                     f"{s['learned']['apgr']:.3f}",
                     f"random {s['random']['apgr']:.3f}, heuristic {s['heuristic']['apgr']:.3f}, "
                     f"kNN {s['knn']['apgr']:.3f}",
-                    f"RouteLLM MMLU {res['reference']['routellm_mmlu_apgr']}" if bench == "mmlu" else "–",
+                    f"RouteLLM MMLU {res['reference']['routellm_mmlu_apgr']}"
+                    if bench == "mmlu"
+                    else "–",
                 ]
             )
     training = _load(out_dir, "training")
     if training:
         sizes = training["results"]["sizes"]
         n = max(sizes, key=int)
+        rate = _get(
+            training, "results", "embedding_same_prompts", "transformer", "prompts_per_second"
+        )
         rows.append(
             [
                 f"training time, {int(n):,} prompts",
                 f"{sizes[n]['total_seconds']:.0f} s",
-                "MiniLM embedding alone: "
-                + (
-                    f"{int(n) / training['results']['embedding_same_prompts']['transformer']['prompts_per_second']:.0f} s"
-                    if _get(training, "results", "embedding_same_prompts", "transformer", "prompts_per_second")
-                    else "not measured"
-                ),
+                "MiniLM embedding alone: " + (f"{int(n) / rate:.0f} s" if rate else "not measured"),
                 "–",
             ]
         )
@@ -201,7 +202,10 @@ def summary_markdown(out_dir: Path, runs: Sequence[Mapping[str, Any]], quick: bo
     ]
     if quick:
         parts.append("\n**Quick mode: tiny budgets, these numbers check the harness only.**")
-    parts += ["", common.md_table(["what", "learned router", "baseline (same run)", "target"], rows)]
+    parts += [
+        "",
+        common.md_table(["what", "learned router", "baseline (same run)", "target"], rows),
+    ]
     failed = [r["name"] for r in runs if not r["ok"] and not r.get("missing")]
     missing = [b for b in BENCHMARKS if not (out_dir / f"{b}.json").is_file()]
     if failed:
@@ -228,11 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         if not available(name):
             print(f"== {name}: benchmarks/bench_{name}.py not present, skipped ==", file=sys.stderr)
-            runs.append({"name": name, "ok": False, "returncode": None, "seconds": 0.0, "missing": True})
+            runs.append(
+                {"name": name, "ok": False, "returncode": None, "seconds": 0.0, "missing": True}
+            )
             continue
         runs.append(run_one(name, args.quick, args.out_dir, args.markdown))
     if args.markdown is not None:
-        common.update_markdown("summary", summary_markdown(args.out_dir, runs, args.quick), args.markdown)
+        common.update_markdown(
+            "summary", summary_markdown(args.out_dir, runs, args.quick), args.markdown
+        )
     for r in runs:
         status = "missing" if r.get("missing") else ("ok" if r["ok"] else "FAILED")
         print(f"{r['name']:<18} {status:<8} {r['seconds']:>8.1f} s", file=sys.stderr)

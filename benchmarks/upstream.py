@@ -23,7 +23,7 @@ from benchmarks.common import REPO_ROOT
 if str(REPO_ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from fakes.llm import openai_completion, openai_stream_chunks  # noqa: E402
+from fakes.llm import openai_completion, openai_stream_chunks
 
 ANSWER = "The quick brown fox jumps over the lazy dog."
 
@@ -89,7 +89,8 @@ class _Handler(asyncio.Protocol):
         model = str(req.get("model", "fake"))
         if req.get("stream"):
             self.busy = True
-            asyncio.ensure_future(self._stream(model))
+            self.server.tasks.add(task := asyncio.ensure_future(self._stream(model)))
+            task.add_done_callback(self.server.tasks.discard)
             return
         self._write("200 OK", "application/json", orjson.dumps(openai_completion(ANSWER, model)))
 
@@ -119,6 +120,7 @@ class FakeOpenAI:
         self.stream_chunks = stream_chunks
         self.chunk_delay = chunk_delay
         self.requests = 0
+        self.tasks: set[asyncio.Future[None]] = set()  # streams being written
 
     async def serve(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """Notebooks -> executed top to bottom with nbclient (``python3`` kernel of this interpreter).
 
     python -m notebooks.execute            # check (CI, ``make notebooks-check``)
-    python -m notebooks.execute --write    # re-execute and save outputs in place (``make notebooks``)
+    python -m notebooks.execute --write    # execute, save outputs in place (``make notebooks``)
     python -m notebooks.execute --static   # structure only, no execution (fast)
     python -m notebooks.execute latency    # one notebook (name with or without .ipynb)
 
@@ -93,8 +93,10 @@ def output_kinds(cell: Any) -> list[str]:
             kind = f"stream:{out.get('name')}"
         elif t in ("display_data", "execute_result"):
             data = out.get("data", {})
-            main = "image/png" if "image/png" in data else (
-                "text/html" if "text/html" in data else "text/plain"
+            main = (
+                "image/png"
+                if "image/png" in data
+                else ("text/html" if "text/html" in data else "text/plain")
             )
             kind = f"display:{main}"
         elif t == "error":

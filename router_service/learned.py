@@ -65,7 +65,11 @@ def _check_manifest(path: Path, manifest: Any) -> None:
     expected: dict[str, Any] = {
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),
-        "text_budget": {"head_chars": HEAD_CHARS, "tail_chars": TAIL_CHARS, "max_tokens": MAX_TOKENS},
+        "text_budget": {
+            "head_chars": HEAD_CHARS,
+            "tail_chars": TAIL_CHARS,
+            "max_tokens": MAX_TOKENS,
+        },
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
     }
@@ -85,7 +89,11 @@ class LearnedScorer:
     name = "learned"
 
     def __init__(
-        self, session: ort.InferenceSession, tokenizer: Tokenizer, manifest: dict[str, Any], path: Path
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        manifest: dict[str, Any],
+        path: Path,
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
@@ -230,6 +238,5 @@ class LearnedScorer:
         """Many conversations -> one ``Scores`` each (batched onnxruntime calls)."""
         probs, win, n_tokens = self.predict_batch(batch)
         return [
-            self._scores(p, float(w), int(n))
-            for p, w, n in zip(probs, win, n_tokens, strict=True)
+            self._scores(p, float(w), int(n)) for p, w, n in zip(probs, win, n_tokens, strict=True)
         ]

@@ -90,6 +90,15 @@ def test_export_labels_requests_and_feeds_the_trainer(filled_log, tmp_path) -> N
     filled_log.close_sync()
 
 
+def test_export_keeps_the_most_recent_unlabelled_logs(filled_log, tmp_path) -> None:
+    _, logs_path, stats = export(filled_log, tmp_path / "cap", max_log_rows=3)
+    assert logs_path is not None
+    ids = [json.loads(line)["request_id"] for line in logs_path.read_text().splitlines()]
+    assert ids == ["r4", "r6", "r7"] and stats.log_rows_written == 3
+    assert stats.labelled == 5  # the cap never drops labelled requests
+    filled_log.close_sync()
+
+
 def test_export_honours_the_time_window(filled_log, tmp_path) -> None:
     _, _, stats = export(filled_log, tmp_path / "none", since=None, until=None)
     assert stats.log_rows == 8

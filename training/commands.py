@@ -24,8 +24,12 @@ def register(subparsers: Any) -> None:
         "one ONNX graph (router.onnx + tokenizer.json + manifest.json + MODEL_CARD.md), check "
         "ONNX/sklearn parity, evaluate, and log the run to MLflow.",
     )
-    train.add_argument("--config", default="default", help="preset (default, tiny) or a JSON/YAML file")
-    train.add_argument("--out", default=None, help="model directory (default: the config's out_dir)")
+    train.add_argument(
+        "--config", default="default", help="preset (default, tiny) or a JSON/YAML file"
+    )
+    train.add_argument(
+        "--out", default=None, help="model directory (default: the config's out_dir)"
+    )
     train.add_argument(
         "--from-feedback",
         action="append",
@@ -65,7 +69,9 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--model", default="models/default", help="model directory")
     ev.add_argument("--config", default="default", help="data config (preset or file)")
     ev.add_argument("--json", default=None, metavar="PATH", help="write the report ('-' = stdout)")
-    ev.add_argument("--transformer", action="store_true", help="add full-MiniLM heads to the report")
+    ev.add_argument(
+        "--transformer", action="store_true", help="add full-MiniLM heads to the report"
+    )
     ev.set_defaults(func=run_eval)
 
 
@@ -131,8 +137,9 @@ def run_eval(args: argparse.Namespace) -> int:
     emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
     report = ev.evaluate_model(corpus, scorer, emb, cfg)
     if args.transformer:
-        from training.train import _Stages, transformer_report
         from rich.console import Console
+
+        from training.train import _Stages, transformer_report
 
         report["transformer"] = transformer_report(cfg, corpus, _Stages(Console(stderr=True)))
     report["data"] = {"snapshot": corpus.snapshot, "counts": corpus.stats}

@@ -68,9 +68,10 @@ class Corpus:
     stats: dict[str, Any] = field(default_factory=dict)
     snapshot: str = ""
 
-    def mask(self, split: str | None = None, **equals: Any) -> np.ndarray:
+    def mask(self, split: str = "all", **equals: Any) -> np.ndarray:
+        """Rows of ``split`` ("all" = every split) whose columns equal ``equals``."""
         m = np.ones(len(self.frame), bool)
-        if split is not None:
+        if split != "all":
             m &= (self.frame["split"] == split).to_numpy()
         for col, value in equals.items():
             m &= (self.frame[col] == value).to_numpy()
@@ -180,7 +181,9 @@ def build_corpus(
     """Raw rows -> featurised, merged, split ``Corpus`` with counts in ``stats``."""
     raw_counts = Counter(r["source"] for r in labelled)
     rows, n_dupes = merge_duplicates(_featurise(labelled))
-    bad = {normalize_key(scored_text(sources.example("x", p, "")["messages"])) for p in contaminated}
+    bad = {
+        normalize_key(scored_text(sources.example("x", p, "")["messages"])) for p in contaminated
+    }
     kept, n_contaminated = [], 0
     for row in rows:
         row["split"] = split_of(row["key"], cfg.calib_fraction, cfg.test_fraction)
@@ -228,9 +231,9 @@ def build_corpus(
     unl = pd.DataFrame(
         [{k: r[k] for k in ("key", "text", "messages", "split", "intent")} for r in log_rows]
     )
-    unl_feats = np.asarray(
-        [r["features"] for r in log_rows], dtype=np.float32
-    ).reshape(-1, len(FEATURE_NAMES))
+    unl_feats = np.asarray([r["features"] for r in log_rows], dtype=np.float32).reshape(
+        -1, len(FEATURE_NAMES)
+    )
 
     stats: dict[str, Any] = {
         "raw_rows": dict(raw_counts),

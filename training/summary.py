@@ -31,9 +31,7 @@ def summary_table(report: Mapping[str, Any], extra: Mapping[str, Any] | None = N
         )
     for section, label in (("routing", "test split"), ("routing_lobo", "leave-one-out")):
         for bench, b in report.get(section, {}).items():
-            cells = "   ".join(
-                f"{name} {_f(m['apgr'])}" for name, m in b["scorers"].items()
-            )
+            cells = "   ".join(f"{name} {_f(m['apgr'])}" for name, m in b["scorers"].items())
             table.add_row(f"APGR {bench} ({label}, n={b['n']})", cells)
             learned = b["scorers"].get("learned")
             if learned:
@@ -44,7 +42,7 @@ def summary_table(report: Mapping[str, Any], extra: Mapping[str, Any] | None = N
     table.add_row("RouteLLM reference (MMLU APGR)", f"{ROUTELLM_MMLU_APGR}")
     tr = report.get("transformer")
     if tr:
-        cells = []
+        cells: list[str] = []
         if "intent" in tr:
             cells.append(f"intent acc {_f(tr['intent']['accuracy'])}")
         cells += [

@@ -131,7 +131,10 @@ def _run(cfg: TrainConfig, console: Console | None) -> TrainResult:
     )
 
     if cfg.embedder == "transformer":  # evaluation-only: the graph carries a static table
-        report = {"model_version": None, "transformer": transformer_report(cfg, corpus, st)}
+        report: dict[str, Any] = {
+            "model_version": None,
+            "transformer": transformer_report(cfg, corpus, st),
+        }
         report["data"] = corpus.stats
         print_summary(report, {"note": "transformer embedder: evaluated only, nothing exported"})
         return TrainResult(None, None, report, None, time.perf_counter() - t0, st.timings)
@@ -165,7 +168,10 @@ def _run(cfg: TrainConfig, console: Console | None) -> TrainResult:
     with st.stage("parity ONNX vs sklearn"):
         scorer = LearnedScorer.load(staging)
         parity = check_parity(
-            scorer, embedder, heads, _parity_sample(corpus, cfg.parity_prompts, cfg.seed),
+            scorer,
+            embedder,
+            heads,
+            _parity_sample(corpus, cfg.parity_prompts, cfg.seed),
             cfg.parity_tol,
         )
         assert_parity(parity)
@@ -197,15 +203,17 @@ def _run(cfg: TrainConfig, console: Console | None) -> TrainResult:
 
     seconds = time.perf_counter() - t0
     report["timings"] = st.timings
+    parity_diffs = (parity["max_abs_diff_intent"], parity["max_abs_diff_strong_win"])
     print_summary(
         report,
         {
             "model size": f"{saved['onnx_bytes'] / 1e6:.1f} MB ({saved['n_trees']} trees)",
-            "parity max |dp|": f"{max(parity['max_abs_diff_intent'], parity['max_abs_diff_strong_win']):.1e}",
+            "parity max |dp|": f"{max(parity_diffs):.1e}",
             "written to": str(out_dir),
             "eval report": str(report_dir / "eval_report.json"),
             "MLflow run": (
-                f"{tracking['run_id']} ({tracking['registered_model']} v{tracking['registered_version']})"
+                f"{tracking['run_id']} ({tracking['registered_model']} "
+                f"v{tracking['registered_version']})"
                 if tracking
                 else "disabled"
             ),
