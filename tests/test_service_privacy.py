@@ -121,3 +121,21 @@ def test_log_redaction_all_keeps_no_text(fakes, policy, make_router):
     (row,) = router.rows()
     assert row["messages"] == [{"role": "user"}]
     assert row["answer"] is None
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "classify"])
+def test_large_body_secret_at_the_end_is_still_pinned(fakes, policy, make_router, endpoint):
+    """Bodies over 64 KiB are scanned off the event loop; the verdict must not change."""
+    router = make_router(policy)
+    text = "Summarize this quarterly report and prove every claim.\n" * 4000 + EMAIL
+    assert len(text) > 200_000
+    body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
+    if endpoint == "classify":
+        d = httpx.post(f"{router.base_url}/classify", json=body, timeout=30).json()
+        assert d["sensitivity"]["sensitive"] is True
+        assert d["tier"] == "local"
+    else:
+        r = chat(router, body)
+        assert r.status_code == 200
+        assert r.headers["x-router-tier"] == "local"
+    assert_no_cloud_traffic(fakes)

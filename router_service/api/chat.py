@@ -24,6 +24,7 @@ from router_service.api.pipeline import (
     read_body,
     request_id,
     resolve_target,
+    scan_and_decide,
 )
 from router_service.api.responses import LoggedResponse, RelayResponse
 from router_service.api.state import RouterState
@@ -32,9 +33,8 @@ from router_service.backends.sse import DONE_EVENT
 from router_service.decision import Decision
 from router_service.errors import ApiError, sse_error_event
 from router_service.policy import Price
-from router_service.privacy import Sensitivity, detect_sensitive
+from router_service.privacy import Sensitivity
 from router_service.protocol import parse_chat_request, parse_json_object
-from router_service.routing import decide
 from router_service.upstream import ExhaustedError, Outcome, failure_category
 
 log = logging.getLogger("router_service")
@@ -181,11 +181,15 @@ async def _route(request: Request, run: ChatRun) -> Response:
         req.model, request.headers.get("x-force-route"), state.models
     )
     messages = data["messages"]
-    sens = detect_sensitive(messages, client_flag=client_flag(request.headers, req.metadata))
-    run.sensitivity = sens
-    decision = decide(
-        state.scorer, state.policy.routing, messages, sensitive=sens.sensitive, forced=forced
+    sens, decision = await scan_and_decide(
+        state.scorer,
+        state.policy.routing,
+        messages,
+        client_flag=client_flag(request.headers, req.metadata),
+        forced=forced,
+        body_bytes=len(raw),
     )
+    run.sensitivity = sens
     run.decision = decision
     state.metrics.observe_decision(decision)
     plan = state.upstream.plan(

@@ -20,14 +20,14 @@ from router_service.api.pipeline import (
     read_body,
     request_id,
     resolve_target,
+    scan_and_decide,
 )
 from router_service.api.responses import LoggedResponse
 from router_service.api.state import RouterState
 from router_service.decision import Decision
 from router_service.errors import ApiError
-from router_service.privacy import Sensitivity, detect_sensitive
+from router_service.privacy import Sensitivity
 from router_service.protocol import parse_classify_request, parse_json_object
-from router_service.routing import decide
 
 ENDPOINT = "/v1/classify"
 
@@ -80,7 +80,8 @@ async def classify(request: Request) -> Response:
 
     try:
         check_client_auth(state.settings, request.headers)
-        data = parse_json_object(await read_body(request, state.settings.max_body_bytes))
+        raw = await read_body(request, state.settings.max_body_bytes)
+        data = parse_json_object(raw)
         req = parse_classify_request(data)
         messages = (
             data["messages"]
@@ -90,9 +91,13 @@ async def classify(request: Request) -> Response:
         forced, preferred = resolve_target(
             req.model, request.headers.get("x-force-route"), state.models
         )
-        sens = detect_sensitive(messages, client_flag=client_flag(request.headers, req.metadata))
-        decision = decide(
-            state.scorer, state.policy.routing, messages, sensitive=sens.sensitive, forced=forced
+        sens, decision = await scan_and_decide(
+            state.scorer,
+            state.policy.routing,
+            messages,
+            client_flag=client_flag(request.headers, req.metadata),
+            forced=forced,
+            body_bytes=len(raw),
         )
         state.metrics.observe_decision(decision)
         plan = state.upstream.plan(

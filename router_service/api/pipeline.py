@@ -5,21 +5,26 @@ client's sensitivity flag, the ``X-Router-*`` headers and the decision-log row."
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
 
-from router_service.decision import Decision, Tier
+from router_service.decision import Decision, Scorer, Tier
 from router_service.errors import ApiError
 from router_service.logstore import LogRow
 from router_service.policy import ResolvedBackend
-from router_service.privacy import Sensitivity, redact, redact_messages
+from router_service.privacy import Sensitivity, detect_sensitive, redact, redact_messages
 from router_service.protocol import AUTO_MODEL, FORCE_TIERS, flag_is_true
+from router_service.routing import RoutingPolicy, decide
 from router_service.settings import Settings
 
 REQUEST_ID_KEY = "router.request_id"
+# Above this body size the privacy scan (linear, but ~60-180 ms for 1 MB) and scoring run
+# in a worker thread so one huge prompt cannot stall every other request on the loop.
+OFFLOAD_BYTES = 64 * 1024
 
 
 def request_id(request: Request) -> str:
@@ -57,6 +62,33 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise too_large(limit)
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _scan_and_decide(
+    scorer: Scorer,
+    routing: RoutingPolicy,
+    messages: Any,
+    flag: bool,
+    forced: Tier | None,
+) -> tuple[Sensitivity, Decision]:
+    sens = detect_sensitive(messages, client_flag=flag)
+    decision = decide(scorer, routing, messages, sensitive=sens.sensitive, forced=forced)
+    return sens, decision
+
+
+async def scan_and_decide(
+    scorer: Scorer,
+    routing: RoutingPolicy,
+    messages: Any,
+    *,
+    client_flag: bool,
+    forced: Tier | None,
+    body_bytes: int,
+) -> tuple[Sensitivity, Decision]:
+    """Messages -> (sensitivity, decision); off the event loop for bodies over 64 KiB."""
+    if body_bytes <= OFFLOAD_BYTES:
+        return _scan_and_decide(scorer, routing, messages, client_flag, forced)
+    return await asyncio.to_thread(_scan_and_decide, scorer, routing, messages, client_flag, forced)
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
