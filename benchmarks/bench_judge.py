@@ -204,7 +204,6 @@ def markdown(doc: dict[str, Any]) -> str:
         for r in runs.values()
     ]
     return (
-        "## Judge throughput\n\n"
         "`learned-router judge` (asyncio + httpx, feedback rows written to SQLite) against a "
         "scripted judge in another process on 127.0.0.1 that answers after a fixed latency. "
         "*Ideal* is concurrency / latency. At 50 ms the client's own cost per request "

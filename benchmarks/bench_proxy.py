@@ -191,6 +191,16 @@ def write_policy(path: Path, upstream_url: str) -> None:
     path.write_text(yaml.safe_dump({"tiers": tiers}), encoding="utf-8")
 
 
+def _ready(port: int) -> bool:
+    """The router answers ``GET /v1/models`` with 200 (a worker is serving, not just bound)."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://{HOST}:{port}/v1/models", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def start_router(
     upstream: Proc, tmp: Path, scorer: str, model_dir: Path, workers: int, timeout: float = 60.0
 ) -> Proc:
@@ -219,11 +229,9 @@ def start_router(
             raise RuntimeError(
                 f"router exited: {(tmp / f'router-{workers}.log').read_text()[-2000:]}"
             )
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return proc
-        except OSError:
-            time.sleep(0.1)
+        if _ready(port):
+            return proc
+        time.sleep(0.1)
     proc.stop()
     raise RuntimeError("router did not start listening in time")
 

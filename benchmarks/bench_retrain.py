@@ -167,6 +167,8 @@ def run(quick: bool, n: int, config: str, seed: int) -> dict[str, Any]:
         "champion_metrics": res.champion_metrics,
         "gate": res.gate,
         "promoted": res.promoted,
+        "champion_version": res.champion_version,
+        "champion_source": res.champion_source,
     }
 
 
@@ -181,7 +183,6 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     verdict = "within" if r["within_target"] else "OVER"
     return (
-        "## Retraining from feedback\n\n"
         f"`train --from-feedback --config {r['config']}` on {r['logged_requests']:,} logged "
         f"requests (synthesized from real prompts) with {r['judged_requests']:,} judged ones "
         f"(synthetic scores). Total {fmt(r['retrain_seconds'], 0)} s: {verdict} the 3-minute "

@@ -117,7 +117,6 @@ class _Ensemble:
             n_targets=self.n_targets,
             aggregate_function="SUM",
             post_transform="NONE",
-            base_values=[float(b) for b in self.base],
             **attrs,
         )
 
@@ -205,9 +204,13 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         nodes += head_nodes
         concat_inputs.append(head_pooled)
     ens = heads_ensemble(heads)
+    inits.append(_const("ensemble_bias", ens.base.reshape(1, -1)))
     nodes += [
         mk("Concat", [*concat_inputs, "features"], ["x"], axis=1),
-        ens.node("x", "raw"),
+        ens.node("x", "raw_trees"),
+        # Baselines as an explicit Add: onnxruntime leaves a target that no tree writes to at
+        # 0 even with base_values, and absent intents must stay at MISSING_LOGIT.
+        mk("Add", ["raw_trees", "ensemble_bias"], ["raw"]),
         mk("Slice", ["raw", "slice_int_start", "slice_int_end", "axis1"], ["z_intent"]),
         mk("Mul", ["z_intent", "inv_temperature"], ["z_scaled"]),
         mk("Softmax", ["z_scaled"], [OUTPUT_NAMES[0]], axis=1),

@@ -35,9 +35,21 @@ def design_matrix(embeddings: np.ndarray, features: np.ndarray) -> np.ndarray:
     )
 
 
+class _UnweightedBinsHGB(HistGradientBoostingClassifier):
+    """HGB whose feature bins come from unweighted quantiles even when fitted with weights.
+
+    scikit-learn 1.9 computes weighted bin edges with one Python-level weighted percentile
+    per (feature, bin): ~30 s for our 526 columns whatever the row count. The weights still
+    drive the gradients, hessians and leaf values; only the split candidates are unweighted
+    (the behaviour of scikit-learn before 1.8)."""
+
+    def _bin_data(self, X: Any, sample_weight: Any, is_training_data: bool) -> Any:
+        return super()._bin_data(X, None, is_training_data)
+
+
 def _hgb(cfg: TrainConfig, head: str, n_rows: int) -> HistGradientBoostingClassifier:
     p = "intent" if head == "intent" else "strong"
-    return HistGradientBoostingClassifier(
+    return _UnweightedBinsHGB(
         max_iter=getattr(cfg, f"{p}_max_iter"),
         learning_rate=getattr(cfg, f"{p}_learning_rate"),
         max_leaf_nodes=getattr(cfg, f"{p}_max_leaf_nodes"),

@@ -31,8 +31,8 @@ def summary_table(report: Mapping[str, Any], extra: Mapping[str, Any] | None = N
         )
     for section, label in (("routing", "test split"), ("routing_lobo", "leave-one-out")):
         for bench, b in report.get(section, {}).items():
-            cells = "   ".join(f"{name} {_f(m['apgr'])}" for name, m in b["scorers"].items())
-            table.add_row(f"APGR {bench} ({label}, n={b['n']})", cells)
+            row = "   ".join(f"{name} {_f(m['apgr'])}" for name, m in b["scorers"].items())
+            table.add_row(f"APGR {bench} ({label}, n={b['n']})", row)
             learned = b["scorers"].get("learned")
             if learned:
                 table.add_row(
