@@ -54,6 +54,7 @@ Responder = Callable[[Recorded], Reply]
 def _bind() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     sock.setblocking(False)
