@@ -48,6 +48,7 @@ BASELINE = "heuristic"
 FAST = ("learned", "heuristic")
 SLOW = ("learned_transformer", "minilm_sklearn")
 ORDER = ("learned", "heuristic", "learned_transformer", "minilm_sklearn")
+STAGES = ("text+features", "tokenize", "tokenize+onnx", "score")
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,41 @@ def measure(
     return out
 
 
+def learned_stages(
+    scorer: Any, buckets: Mapping[str, Sequence[str]], n: int
+) -> dict[str, dict[str, float]]:
+    """Where the learned scorer's time goes, per bucket (p50 µs of each stage, one call at a
+    time): scored text + hand-crafted features, WordPiece tokenization, tokenization + the
+    onnxruntime call (``LearnedScorer._run_one``), and the whole ``score``."""
+    from router_service.features import handcrafted_features, scored_text
+
+    if not (hasattr(scorer, "_ids") and hasattr(scorer, "_run_one")):
+        return {}
+    clock = time.perf_counter_ns
+    out: dict[str, dict[str, float]] = {}
+    for bucket, texts in buckets.items():
+        stages: dict[str, list[float]] = {"text+features": [], "tokenize": [], "tokenize+onnx": []}
+        stages["score"] = []
+        for t in list(texts)[:n]:
+            msgs = [{"role": "user", "content": t}]
+            t0 = clock()
+            text = scored_text(msgs)
+            feats = handcrafted_features(msgs, text)
+            t1 = clock()
+            scorer._ids(text)
+            t2 = clock()
+            scorer._run_one(text, feats)
+            t3 = clock()
+            scorer.score(msgs)
+            t4 = clock()
+            stages["text+features"].append((t1 - t0) / 1e3)
+            stages["tokenize"].append((t2 - t1) / 1e3)
+            stages["tokenize+onnx"].append((t3 - t2) / 1e3)
+            stages["score"].append((t4 - t3) / 1e3)
+        out[bucket] = {k: float(np.percentile(v, 50)) for k, v in stages.items() if v}
+    return out
+
+
 def summarize_rounds(rounds: Rounds) -> dict[str, Any]:
     """Per bucket: ``common.rounds_summary`` against the heuristic, the learned speed-up
     over each transformer scorer and whether the learned targets are met."""
@@ -303,6 +339,11 @@ def run(budget: Budget, model_dir: Path = DEFAULT_MODEL_DIR, transformers: bool 
     buckets = bucketed_prompts(budget.per_bucket, budget.n_worst, seed=0, pool=pool)
     with single_thread() as cpu:
         rounds = measure(loaded.scorers, buckets, budget)
+        stages = (
+            learned_stages(loaded.scorers["learned"], buckets, budget.per_bucket)
+            if "learned" in loaded.scorers
+            else {}
+        )
     results: dict[str, Any] = {
         "pinned_cpu": cpu,
         "targets": {"p50_us": TARGET_P50_US, "p99_us": TARGET_P99_US, "buckets": TARGET_BUCKETS},
@@ -310,6 +351,7 @@ def run(budget: Budget, model_dir: Path = DEFAULT_MODEL_DIR, transformers: bool 
         "not_measured": loaded.errors,
         "bucket_sizes": {b: len(v) for b, v in buckets.items()},
         "latency_us": summarize_rounds(rounds),
+        "learned_stages_p50_us": stages,
         "model_size": model_size(model_dir),
     }
     if "minilm_sklearn" in loaded.scorers:
@@ -398,6 +440,18 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
     ]
     if png:
         parts += ["", f"![decision latency histograms]({png})"]
+    stage_rows = [
+        [bucket, *(common.fmt(v.get(k)) for k in STAGES)]
+        for bucket, v in results.get("learned_stages_p50_us", {}).items()
+    ]
+    if stage_rows:
+        parts += [
+            "",
+            "Where `learned` spends its time (p50 µs per stage, same prompts, one call at a "
+            "time; `tokenize+onnx` is `LearnedScorer._run_one`):",
+            "",
+            common.md_table(["bucket", *STAGES], stage_rows),
+        ]
     if size.get("total_bytes"):
         files = ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in size["files"].items())
         line = f"Model on disk: **{size['total_bytes'] / 1e6:.2f} MB** ({files})"

@@ -62,34 +62,38 @@ def evaluate(cfg: Any, model_dir: Path) -> Evaluation:
     from router_service.learned import LearnedScorer
     from training import evaluate as ev
     from training.data import load_corpus
-    from training.embed import StaticEmbedding, embed_cached, table_from_model_dir
+    from training.embed import embed_cached, static_from_model_dir
 
     scorer = LearnedScorer.load(model_dir)
     corpus = load_corpus(cfg)
-    table, tokenizer = table_from_model_dir(model_dir)
-    embedder = StaticEmbedding(
-        table, tokenizer, bool(scorer.manifest["embedder"]["normalize"]), f"model:{model_dir}"
+    spec = scorer.manifest["embedder"]
+    embedder = static_from_model_dir(
+        model_dir, bool(spec["normalize"]), int(spec.get("head_tokens", 0))
     )
     emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
-    oracle = oracle_scores(corpus)
-    report = ev.evaluate_model(
-        corpus, scorer, emb, cfg, extra_routing={"oracle": lambda i: oracle[i]}
-    )
-    _add_lobo_oracle(report, corpus, oracle)
+    report = ev.evaluate_model(corpus, scorer, emb, cfg)
+    add_oracle(report, corpus)
     return Evaluation(report, corpus, scorer, cfg)
 
 
-def _add_lobo_oracle(report: dict[str, Any], corpus: Any, oracle: np.ndarray) -> None:
-    """The oracle on each leave-one-benchmark-out target set (same rows as the others)."""
+def add_oracle(report: dict[str, Any], corpus: Any) -> None:
+    """The oracle on every eval set of the report, on exactly the rows the others used:
+    each benchmark's test split and, for leave-one-benchmark-out, every uncontaminated
+    prompt of the target benchmark (a block whose row count differs is left alone)."""
     from training import evaluate as ev
 
     frame = corpus.frame
+    oracle = oracle_scores(corpus)
     clean = ~frame["contaminated"].to_numpy(bool)
-    for pair, block in report.get("routing_lobo", {}).items():
-        dst = pair.split("->")[1]
-        idx = np.flatnonzero(corpus.win_mask(None, [dst]) & clean)
+    sets = [(block, corpus.win_mask("test", [b])) for b, block in report["routing"].items()]
+    sets += [
+        (block, corpus.win_mask(None, [pair.split("->")[1]]) & clean)
+        for pair, block in report.get("routing_lobo", {}).items()
+    ]
+    for block, mask in sets:
+        idx = np.flatnonzero(mask)
         if len(idx) != block["n"]:
-            continue  # a different row set: do not mix
+            continue
         weak = frame["weak_correct"].to_numpy(np.float64)[idx]
         strong = frame["strong_correct"].to_numpy(np.float64)[idx]
         block["scorers"]["oracle"] = ev.routing_metrics(oracle[idx], weak, strong)

@@ -43,7 +43,7 @@ _REQ = re.compile(r"request (fc-\d+)")
 
 @dataclass(frozen=True)
 class CurveConfig:
-    steps: tuple[int, ...] = (100, 250, 500, 1000, 2000, 4000)  # cumulative judged requests
+    steps: tuple[int, ...] = (100, 250, 500, 1000, 2000, 4000, 8000)  # cumulative, judged
     preset: str = "tiny"
     overrides: dict[str, Any] = field(
         default_factory=lambda: {"strong_max_iter": 60, "strong_max_leaf_nodes": 15}

@@ -195,9 +195,9 @@ class LearnedScorer:
 
     @staticmethod
     def _scores(probs: np.ndarray, win: float, n_tokens: int) -> Scores:
-        values = [float(p) for p in probs]
+        values: list[float] = probs.tolist()  # a softmax: sums to 1 within float32 rounding
         total = sum(values)
-        if total > 0 and math.isfinite(total):
+        if not 0.9999 < total < 1.0001 and total > 0 and math.isfinite(total):
             values = [v / total for v in values]
         return Scores(
             intent_scores=dict(zip(INTENTS, values, strict=True)),

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_training_parity import build_model
 
 from router_service.decision import Scores
 from router_service.features import MAX_TOKENS, messages_from_payload
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer, ModelLoadError
-from test_training_parity import build_model
 from training.config import REPO_ROOT
 
 ODD: list[object] = [

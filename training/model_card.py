@@ -51,7 +51,7 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         "## Architecture",
         "",
         "- Embedding: all-MiniLM-L6-v2 distilled by model2vec into a static token table "
-        f"({emb['vocab_size']} x {emb['dims']}, fp16), mean-pooled over all tokens"
+        f"({emb['vocab_size']} x {emb['dims']}, int16), mean-pooled over all tokens"
         f"{head_note}"
         f"{', L2-normalised' if emb['normalize'] else ''}; source `{emb['source']}`.",
         f"- Input text: last user turn, first {manifest['text_budget']['head_chars']} + last "

@@ -63,7 +63,12 @@ def summary_table(report: Mapping[str, Any], extra: Mapping[str, Any] | None = N
         )
     else:
         m = report.get("metrics", {})
-        table.add_row("ECE intent / strong-win", f"{_f(m.get('intent_ece'))}")
+        wins = "   ".join(
+            f"{key.rsplit('_', 1)[1]} {_f(v)}"
+            for key, v in m.items()
+            if key.startswith("strong_win_ece_")
+        )
+        table.add_row("ECE intent / strong-win", f"{_f(m.get('intent_ece'))} / {wins}")
     lat = report.get("latency", {})
     if lat.get("n"):
         table.add_row(
