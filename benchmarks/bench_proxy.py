@@ -645,7 +645,7 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         common.md_table(
             [
                 "router workers",
-                "target",
+                "path",
                 "req/s (median)",
                 "req/s range",
                 "p50 ms",

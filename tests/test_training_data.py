@@ -226,6 +226,12 @@ def test_logged_intents_become_train_only_pseudo_labels_when_asked(cfg: TrainCon
     assert pseudo["split"].eq("train").all()
 
 
+def test_hub_dataset_names_pass_through_globbing(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    found = sources.expand(["hf:owner/name:train", "*.jsonl", "missing/*.csv"], tmp_path)
+    assert found == [tmp_path / "a.jsonl", Path("hf:owner/name:train")]
+
+
 def test_split_is_stable_and_roughly_proportional() -> None:
     keys = [f"prompt number {i}" for i in range(20000)]
     splits = [split_of(k, 0.15, 0.15) for k in keys]

@@ -25,7 +25,7 @@ class TrainConfig:
     cache_dir: str = ".cache/learned-router"  # distilled model + embedding cache (gitignored)
     report_dir: str = "runs"  # eval_report.json per model version (gitignored)
 
-    # --- data sources ----------------------------------------------------------------------
+    # --- data sources (globs relative to the repo; "hf:owner/name[:split]" = a hub dataset) --
     prompts_glob: str = "data/prompts/*.jsonl"  # handwritten {"prompt"|"messages","intent"}
     sharegpt_labels_glob: str = "data/sharegpt_labels/*.jsonl"  # {"id","intent"|null}
     # RouteLLM MMLU/GSM8K outcomes; ROUTER_ROUTELLM_DIR overrides; None = ../shared/...

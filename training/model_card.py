@@ -106,6 +106,18 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         report.get("routing_lobo", {}),
         "Routing, leave-one-benchmark-out (strong-win trained on one benchmark only)",
     )
+    tr = report.get("transformer")
+    if tr:
+        cells = [f"intent accuracy {_f(tr.get('intent', {}).get('accuracy'))}"]
+        cells += [
+            f"APGR {b} {_f(blk['scorers']['learned']['apgr'])}"
+            for b, blk in {**tr.get("routing", {}), **tr.get("routing_lobo", {})}.items()
+        ]
+        out += [
+            "**For comparison, not shipped**: the same heads on full MiniLM (sentence-",
+            f"transformers) embeddings: {', '.join(cells)}.",
+            "",
+        ]
     out += [
         f"Reference: RouteLLM's best published router reaches MMLU APGR {ROUTELLM_MMLU_APGR} "
         "(a random router 0.5). CPT(p) = share of strong calls needed to recover p of the gap.",

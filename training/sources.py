@@ -63,20 +63,43 @@ def example(source: str, messages: Any, ref: str, **labels: Any) -> dict[str, An
     return row
 
 
+HUB_PREFIX = "hf:"  # "hf:owner/name" or "hf:owner/name:split" = a dataset on the HF hub
+
+
 def expand(patterns: Iterable[str | Path], base: Path) -> list[Path]:
-    """Glob patterns (relative to ``base``) -> sorted existing files."""
+    """Glob patterns (relative to ``base``) -> sorted existing files; ``hf:`` hub dataset
+    names (for users with internet) pass through unchanged."""
     out: set[Path] = set()
     for pattern in patterns:
+        if str(pattern).startswith(HUB_PREFIX):
+            out.add(Path(str(pattern)))
+            continue
         p = Path(pattern)
         full = p if p.is_absolute() else base / p
         out.update(Path(x) for x in glob.glob(str(full)))
-    return sorted(f for f in out if f.is_file())
+    return sorted(f for f in out if f.is_file() or str(f).startswith(HUB_PREFIX))
+
+
+def _read_hub(spec: str, cache_dir: Path | None) -> pd.DataFrame:
+    """``hf:owner/name[:split]`` -> DataFrame (needs internet; default split "train")."""
+    import datasets
+
+    name, _, split = spec[len(HUB_PREFIX) :].partition(":")
+    ds = datasets.load_dataset(
+        name, split=split or "train", cache_dir=str(cache_dir) if cache_dir else None
+    )
+    frame = ds.to_pandas()
+    assert isinstance(frame, pd.DataFrame)
+    return frame
 
 
 def read_table(path: Path | list[Path], cache_dir: Path | None = None) -> pd.DataFrame:
-    """json/jsonl/csv/parquet file(s) of one kind -> DataFrame, through ``datasets``."""
+    """json/jsonl/csv/parquet file(s) of one kind, or ``hf:`` hub datasets -> DataFrame,
+    through ``datasets``."""
     paths = path if isinstance(path, list) else [path]
     path = paths[0]
+    if str(path).startswith(HUB_PREFIX):
+        return pd.concat([_read_hub(str(p), cache_dir) for p in paths], ignore_index=True)
     kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(
         path.suffix.lower()
     )
