@@ -7,10 +7,13 @@ Shared by serving and training so both see exactly the same inputs:
 * ``budget_text``: long text -> head + tail, so tokenization cost is bounded.
 * ``handcrafted_features``: messages + scored text -> a small float vector.
 
-Pure Python, no numpy, so it is cheap on the request path (~10 µs)."""
+Pure Python, no numpy, no per-character Python loop: the character classes are counted
+with ``bytes.translate`` on the UTF-8 bytes and one regex, ~5 µs for a full budget."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +23,12 @@ from typing import Any
 HEAD_CHARS = 1000
 TAIL_CHARS = 300
 MAX_TOKENS = 256
+
+# Version of ``handcrafted_features``' semantics. The manifest records it and the scorer
+# refuses a model trained on another version, so an old model never silently gets inputs
+# computed differently. 2: character classes counted on bytes (upper/digit ratios count
+# ASCII letters/digits only; 1 counted Unicode ``isupper``/``isdigit`` too).
+FEATURES_VERSION = 2
 
 KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -40,8 +49,25 @@ FEATURE_NAMES: tuple[str, ...] = (
     "has_url",
 )
 
-_CODE_CHARS = frozenset("{}[]();=<>_$#/\\|`")
-_MATH_CHARS = frozenset("+-*/^=√∑∫π≤≥≠×÷%")
+_CODE_CHARS = "{}[]();=<>_$#/\\|`"
+_MATH_ASCII = "+-*/^=%"
+_MATH_NON_ASCII = "√∑∫π≤≥≠×÷"
+
+
+def _delete_all_but(keep: bytes) -> bytes:
+    """Bytes to keep -> the ``delete`` argument of ``bytes.translate`` that drops the rest."""
+    return bytes(b for b in range(256) if b not in keep)
+
+
+_NOT_CODE = _delete_all_but(_CODE_CHARS.encode())
+_NOT_DIGIT = _delete_all_but(b"0123456789")
+_NOT_MATH = _delete_all_but(_MATH_ASCII.encode())
+_NOT_UPPER = _delete_all_but(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# UTF-8 lead bytes of non-ASCII code points (0xC0-0xFF): one per non-ASCII character.
+_NOT_LEAD = _delete_all_but(bytes(range(0xC0, 0x100)))
+# A line that (after leading whitespace) starts like a list item; matched on "\n" + text
+# (a literal "\n" anchor scans ~4x faster than ``^`` with ``re.MULTILINE``).
+_BULLET = re.compile(r"\n[^\S\n]*(?:- |\* |1\.|2\.|3\.|• )")
 
 
 def content_text(content: Any) -> str:
@@ -105,28 +131,23 @@ def scored_text(messages: Sequence[Mapping[str, str]]) -> str:
 
 
 def handcrafted_features(messages: Sequence[Mapping[str, str]], text: str) -> list[float]:
-    """Messages and their scored text -> ``len(FEATURE_NAMES)`` floats.
+    """Messages and their scored text -> ``len(FEATURE_NAMES)`` floats (``FEATURES_VERSION``).
 
     ``text`` must be ``scored_text(messages)`` (already bounded), so the cost of this
-    function does not grow with the prompt; only the total length uses the full text."""
-    import math
-
+    function does not grow with the prompt; only the total length uses the full text.
+    Character classes are counted in C: ``bytes.translate`` deletes every byte outside the
+    class and the length of what remains is the count (code, math and digit characters,
+    ASCII upper case; UTF-8 lead bytes = non-ASCII characters)."""
     full_len = len(last_user_text(messages))
     n = max(len(text), 1)
-    code = digits = maths = upper = non_ascii = 0
-    for ch in text:
-        if ch in _CODE_CHARS:
-            code += 1
-        if ch.isdigit():
-            digits += 1
-        if ch in _MATH_CHARS:
-            maths += 1
-        if ch.isupper():
-            upper += 1
-        if ord(ch) > 127:
-            non_ascii += 1
-    lines = text.split("\n")
-    bullets = sum(1 for line in lines if line.lstrip()[:2] in ("- ", "* ", "1.", "2.", "3.", "• "))
+    raw = text.encode("utf-8", "surrogatepass")
+    code = len(raw.translate(None, _NOT_CODE))
+    maths = len(raw.translate(None, _NOT_MATH))
+    non_ascii = 0
+    if len(raw) != len(text):  # some non-ASCII characters
+        non_ascii = len(raw.translate(None, _NOT_LEAD))
+        maths += sum(text.count(ch) for ch in _MATH_NON_ASCII)
+    newlines = text.count("\n")
     turns = sum(1 for m in messages if m.get("role") in ("user", "assistant"))
     has_system = any(m.get("role") in ("system", "developer") for m in messages)
     return [
@@ -136,12 +157,12 @@ def handcrafted_features(messages: Sequence[Mapping[str, str]], text: str) -> li
         float(has_system),
         float(min(text.count("```"), 10)),
         code / n,
-        digits / n,
+        len(raw.translate(None, _NOT_DIGIT)) / n,
         maths / n,
         float(min(text.count("?"), 10)),
-        (len(lines) - 1) / n * 100.0,
-        upper / n,
+        newlines / n * 100.0,
+        len(raw.translate(None, _NOT_UPPER)) / n,
         non_ascii / n,
-        float(min(bullets, 20)),
+        float(min(len(_BULLET.findall("\n" + text)), 20)),
         float("http://" in text or "https://" in text),
     ]

@@ -1,7 +1,7 @@
 """Messages -> ``Scores`` from the exported model (``router.onnx`` + ``tokenizer.json``).
 
 ``LearnedScorer.load(model_dir)`` checks the model directory (files present, manifest in
-agreement with this code's intents, feature names and text budget, ONNX inputs/outputs as
+agreement with this code's intents, feature names and version, text budget, ONNX inputs/outputs as
 declared) and raises ``ModelLoadError`` naming the path and the reason otherwise.
 ``score`` runs: ``scored_text`` -> hand-crafted features -> WordPiece ids (truncated at
 ``MAX_TOKENS``) -> one onnxruntime call (single thread, sequential) -> calibrated intent
@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 from router_service.decision import Scores
 from router_service.features import (
     FEATURE_NAMES,
+    FEATURES_VERSION,
     HEAD_CHARS,
     MAX_TOKENS,
     TAIL_CHARS,
@@ -65,6 +66,7 @@ def _check_manifest(path: Path, manifest: Any) -> None:
     expected: dict[str, Any] = {
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),
+        "features_version": FEATURES_VERSION,
         "text_budget": {
             "head_chars": HEAD_CHARS,
             "tail_chars": TAIL_CHARS,

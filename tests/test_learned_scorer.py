@@ -139,6 +139,8 @@ def test_corrupt_tokenizer_and_manifest(model_dir: Path, tmp_path: Path) -> None
     [
         ("intents", list(reversed(INTENTS))),
         ("feature_names", ["a", "b"]),
+        ("features_version", 1),
+        ("features_version", None),
         ("text_budget", {"head_chars": 1, "tail_chars": 2, "max_tokens": 3}),
         ("outputs", ["probs", "win"]),
         ("model_version", ""),

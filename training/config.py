@@ -71,6 +71,10 @@ class TrainConfig:
     intent_max_leaf_nodes: int = 15
     intent_min_samples_leaf: int = 5
     intent_l2: float = 1.0
+    # Stacking: out-of-fold log-probabilities of a logistic regression on the pooled
+    # embedding (inverse regularisation C; 0 = off) are extra intent-HGB inputs.
+    intent_stack_c: float = 0.0
+    intent_class_weight: str | None = None  # "balanced" weighs rare intents up (macro-F1)
     strong_max_iter: int = 150
     strong_learning_rate: float = 0.05
     strong_max_leaf_nodes: int = 15

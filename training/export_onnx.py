@@ -3,8 +3,9 @@
 Inputs ``input_ids`` int64 [N, L], ``attention_mask`` float32 [N, L] and ``features``
 float32 [N, F]. The graph: padding -> the table's zero row; Gather on the int16 table ->
 exact int32 sums -> L2 norm (or mean) in float64 -> float32, over all tokens and over the
-first ``head_tokens`` -> Concat with the features
--> one ``TreeEnsembleRegressor`` holding both boosted heads (14 intent logits + 1
+first ``head_tokens`` -> Concat with the features (and, when the intent head is stacked,
+a logistic regression's log-probabilities on the pooled embedding: float64 MatMul + Add +
+LogSoftmax) -> one ``TreeEnsembleRegressor`` holding both boosted heads (14 intent logits + 1
 strong-win logit; raw scores) -> temperature softmax and Platt sigmoid. Outputs
 ``intent_probs`` [N, 14] and ``strong_win_rate`` [N].
 
@@ -228,8 +229,23 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         concat_inputs.append(head_pooled)
     ens = heads_ensemble(heads)
     inits.append(_const("ensemble_bias", ens.base.reshape(1, -1)))
+    x_inputs = [*concat_inputs, "features"]
+    if heads.stack is not None:  # the stacked linear model's log-probabilities, float64
+        inits += [
+            _const("stack_w", heads.stack.coef.T, np.float64),
+            _const("stack_b", heads.stack.intercept.reshape(1, -1), np.float64),
+        ]
+        nodes += [
+            mk("Concat", concat_inputs, ["emb"], axis=1),
+            mk("Cast", ["emb"], ["emb64"], to=TensorProto.DOUBLE),
+            mk("MatMul", ["emb64", "stack_w"], ["stack_z"]),
+            mk("Add", ["stack_z", "stack_b"], ["stack_zb"]),
+            mk("LogSoftmax", ["stack_zb"], ["stack_lp64"], axis=1),
+            mk("Cast", ["stack_lp64"], ["stack_lp"], to=TensorProto.FLOAT),
+        ]
+        x_inputs.append("stack_lp")
     nodes += [
-        mk("Concat", [*concat_inputs, "features"], ["x"], axis=1),
+        mk("Concat", x_inputs, ["x"], axis=1),
         ens.node("x", "raw_trees"),
         # Baselines as an explicit Add: onnxruntime leaves a target that no tree writes to at
         # 0 even with base_values, and absent intents must stay at MISSING_LOGIT.
@@ -296,7 +312,7 @@ def build_manifest(
     created_at: str,
 ) -> dict[str, Any]:
     """Everything serving must check, and everything a reader wants to know, as JSON."""
-    from router_service.features import HEAD_CHARS, MAX_TOKENS, TAIL_CHARS
+    from router_service.features import FEATURES_VERSION, HEAD_CHARS, MAX_TOKENS, TAIL_CHARS
 
     return {
         "format": 1,
@@ -305,6 +321,7 @@ def build_manifest(
         "config": config_name,
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),
+        "features_version": FEATURES_VERSION,
         "text_budget": {
             "head_chars": HEAD_CHARS,
             "tail_chars": TAIL_CHARS,
@@ -337,6 +354,7 @@ def build_manifest(
         "heads": {
             "intent": {
                 "type": "HistGradientBoostingClassifier",
+                "stacked": "LogisticRegression log-probabilities" if heads.stack else None,
                 "rounds": int(heads.intent.n_iter_),
                 "classes_seen": [INTENTS[int(c)] for c in heads.intent.classes_],
             },

@@ -19,8 +19,11 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
+from router_service.features import FEATURE_NAMES
 from router_service.intents import INTENT_INDEX, INTENTS
 from training.config import TrainConfig
 from training.data import Corpus
@@ -60,7 +63,42 @@ def _hgb(cfg: TrainConfig, head: str, n_rows: int) -> HistGradientBoostingClassi
         validation_fraction=0.1,
         n_iter_no_change=15,
         random_state=cfg.seed,
+        class_weight=cfg.intent_class_weight if head == "intent" else None,
     )
+
+
+@dataclass
+class LinearStack:
+    """Logistic regression on the pooled embedding -> class log-probabilities.
+
+    ``float32(log_softmax(E @ coef.T + intercept))`` over the classes seen in training, with
+    ``E`` the first ``n_emb`` (float32) columns of the design matrix. The arithmetic is
+    float64 here and in the graph (Cast + MatMul + Add + LogSoftmax + Cast): both then round
+    the same value to float32, so the trees that read it take the same branches."""
+
+    coef: np.ndarray  # [K, n_emb] float64
+    intercept: np.ndarray  # [K] float64
+    n_emb: int
+
+    def log_probs(self, X: np.ndarray) -> np.ndarray:
+        emb = np.asarray(X[:, : self.n_emb], np.float32).astype(np.float64)
+        return np.asarray(log_softmax(emb @ self.coef.T + self.intercept, axis=1), np.float32)
+
+
+def _logreg(cfg: TrainConfig) -> LogisticRegression:
+    return LogisticRegression(C=cfg.intent_stack_c, max_iter=2000)
+
+
+def fit_stack(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[LinearStack, np.ndarray]:
+    """Train rows + labels -> (linear model on all rows, its out-of-fold log-probabilities)."""
+    n_emb = X.shape[1] - len(FEATURE_NAMES)
+    emb = np.asarray(X[:, :n_emb], np.float32)
+    folds = StratifiedKFold(5, shuffle=True, random_state=cfg.seed)
+    oof = cross_val_predict(_logreg(cfg), emb, y, cv=folds, method="decision_function")
+    oof = np.asarray(log_softmax(np.asarray(oof, np.float64), axis=1), np.float32)
+    full = _logreg(cfg).fit(emb, y)
+    stack = LinearStack(np.asarray(full.coef_, np.float64), full.intercept_.astype(float), n_emb)
+    return stack, oof
 
 
 def fit_intent(
@@ -72,6 +110,21 @@ def fit_intent(
         raise ValueError("the intent head needs at least two intents in the training data")
     with threadpool_limits(cfg.train_threads, user_api="openmp"):
         return _hgb(cfg, "intent", len(y)).fit(X, y)
+
+
+def fit_intent_stacked(
+    X: np.ndarray, intents: np.ndarray, cfg: TrainConfig
+) -> tuple[HistGradientBoostingClassifier, LinearStack | None]:
+    """Rows and intent names -> (intent HGB, the linear model stacked under it or ``None``).
+
+    Stacking needs ``cfg.intent_stack_c > 0``, three or more intents and five rows of each
+    (one per fold); otherwise this is ``fit_intent``."""
+    y = intent_labels(intents)
+    counts = np.bincount(y)
+    if cfg.intent_stack_c <= 0 or (counts > 0).sum() < 3 or counts[counts > 0].min() < 5:
+        return fit_intent(X, intents, cfg), None
+    stack, oof = fit_stack(X, y, cfg)
+    return fit_intent(np.concatenate([np.asarray(X, np.float32), oof], axis=1), intents, cfg), stack
 
 
 def source_weights(sources: np.ndarray, power: float, cap: float) -> np.ndarray:
@@ -179,15 +232,25 @@ class Heads:
     strong: HistGradientBoostingClassifier
     temperature: TemperatureScaler
     platt: PlattScaler
+    stack: LinearStack | None = None
+
+    def intent_logits(self, X: np.ndarray) -> np.ndarray:
+        """[N, D+F] -> raw intent logits (the stacked log-probabilities appended first)."""
+        return intent_logits(self.intent, intent_input(X, self.stack))
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, D+F] -> (intent_probs [N, 14], strong_win_rate [N]), calibrated."""
-        return self.temperature(intent_logits(self.intent, X)), self.platt(
-            strong_logit(self.strong, X)
-        )
+        return self.temperature(self.intent_logits(X)), self.platt(strong_logit(self.strong, X))
 
     def predict_uncalibrated(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return softmax(intent_logits(self.intent, X), axis=1), expit(strong_logit(self.strong, X))
+        return softmax(self.intent_logits(X), axis=1), expit(strong_logit(self.strong, X))
+
+
+def intent_input(X: np.ndarray, stack: LinearStack | None) -> np.ndarray:
+    """Design matrix -> the intent HGB's input: ``[X || stack log-probabilities]``."""
+    if stack is None:
+        return X
+    return np.concatenate([np.asarray(X, np.float32), stack.log_probs(X)], axis=1)
 
 
 def intent_labels(intents: np.ndarray) -> np.ndarray:
@@ -206,13 +269,13 @@ def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, d
     tr_w, ca_w, te_w = (corpus.win_mask(s) for s in ("train", "calib", "test"))
     intents = frame["intent"].to_numpy(object)
     wins = frame["strong_win"].to_numpy(np.float64)
-    intent = fit_intent(X[tr_i], intents[tr_i], cfg)
+    intent, stack = fit_intent_stacked(X[tr_i], intents[tr_i], cfg)
     strong = fit_strong(X[tr_w], wins[tr_w], cfg, frame["win_source"].to_numpy(object)[tr_w])
     temperature = TemperatureScaler().fit(
-        intent_logits(intent, X[ca_i]), intent_labels(intents[ca_i])
+        intent_logits(intent, intent_input(X[ca_i], stack)), intent_labels(intents[ca_i])
     )
     platt = PlattScaler().fit(strong_logit(strong, X[ca_w]), wins[ca_w])
-    heads = Heads(intent, strong, temperature, platt)
+    heads = Heads(intent, strong, temperature, platt, stack)
 
     from training import metrics
 

@@ -17,7 +17,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from router_service.features import FEATURE_NAMES, HEAD_CHARS, MAX_TOKENS, TAIL_CHARS
+from router_service.features import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    HEAD_CHARS,
+    MAX_TOKENS,
+    TAIL_CHARS,
+)
 from router_service.intents import INTENTS
 from router_service.learned import INPUT_NAMES, OUTPUT_NAMES
 
@@ -94,6 +100,7 @@ def manifest(version: str) -> dict:
         "model_version": version,
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),
+        "features_version": FEATURES_VERSION,
         "text_budget": {
             "head_chars": HEAD_CHARS,
             "tail_chars": TAIL_CHARS,
