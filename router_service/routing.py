@@ -106,7 +106,8 @@ def choose_tier(
         if scores.n_tokens > h.local_token_cap and scores.complexity < h.strong_threshold:
             return "primary", f"heuristic: {scores.n_tokens} tokens > local cap {h.local_token_cap}"
         if scores.complexity >= h.strong_threshold:
-            return "strong", f"heuristic: complexity {scores.complexity:.0f} >= {h.strong_threshold:g}"
+            reason = f"heuristic: complexity {scores.complexity:.0f} >= {h.strong_threshold:g}"
+            return "strong", reason
         if scores.complexity >= h.threshold:
             return "primary", f"heuristic: complexity {scores.complexity:.0f} >= {h.threshold:g}"
         return "local", f"heuristic: complexity {scores.complexity:.0f} < {h.threshold:g}"
@@ -119,7 +120,9 @@ def choose_tier(
         return "local", f"{intent}: strong_win_rate {p:.3f} < {cut.local_below:g}"
     if p >= cut.strong_above:
         return "strong", f"{intent}: strong_win_rate {p:.3f} >= {cut.strong_above:g}"
-    return "primary", f"{intent}: {cut.local_below:g} <= strong_win_rate {p:.3f} < {cut.strong_above:g}"
+    return "primary", (
+        f"{intent}: {cut.local_below:g} <= strong_win_rate {p:.3f} < {cut.strong_above:g}"
+    )
 
 
 def decide(
