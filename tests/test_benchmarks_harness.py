@@ -14,6 +14,8 @@ from benchmarks.common import markers
 from router_service.learned import LearnedScorer
 from router_service.scoring import DEFAULT_MODEL_DIR
 
+pytestmark = pytest.mark.routellm
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -29,6 +29,8 @@ from router_service.learned import LearnedScorer
 from router_service.logstore import create_decision_log
 from training.config import REPO_ROOT
 
+pytestmark = pytest.mark.routellm
+
 ADMIN = "admin-key"
 PROMPTS = [
     "Prove that there are infinitely many primes.",

@@ -126,6 +126,7 @@ def retrain(tmp: Path, serve: Path, db: Path, gate: GateConfig, **kw: Any) -> An
     )
 
 
+@pytest.mark.routellm
 def test_refused_candidate_is_registered_but_not_promoted(tmp_path) -> None:
     import mlflow
 
