@@ -47,6 +47,19 @@ FAST = {"connect": 2.0, "first_byte": 10.0, "idle": 10.0, "total": 30.0}
 TEST_ENV = {"FAKE_OPENAI_KEY": "sk-test-openai", "FAKE_ANTHROPIC_KEY": "sk-test-anthropic"}
 
 
+@pytest.fixture(scope="session")
+def llama_url() -> Iterator[str]:
+    """A real llama.cpp server with SmolLM2 (``e2e`` tests only), shared by the session."""
+    pytest.importorskip("llama_cpp.server", reason="make test-e2e installs llama-cpp-python")
+    from fakes.llama import LlamaServerError, llama_server
+
+    try:
+        with llama_server() as url:
+            yield url
+    except LlamaServerError as exc:
+        pytest.fail(str(exc))
+
+
 @dataclass
 class Fakes:
     local: FakeUpstream  # openai type (llama.cpp-like)

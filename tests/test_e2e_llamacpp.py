@@ -8,13 +8,7 @@ finish_reason, a stream that ends in ``[DONE]``) and the routing headers."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -26,67 +20,6 @@ from router_service.app import create_app
 from router_service.settings import Settings
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_url() -> Iterator[str]:
-    pytest.importorskip("llama_cpp.server", reason="make test-e2e installs llama-cpp-python")
-    gguf = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "smollm2_gguf.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    port = _free_port()
-    log = open(os.devnull, "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            gguf,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--model_alias",
-            "smollm2",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama.cpp server did not come up within 120 s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,7 @@ uses the real llama.cpp server running SmolLM2 (``make test-e2e``)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +23,6 @@ from fakes.server import FakeUpstream, Recorded, Reply
 from router_service.cli import main
 from router_service.learned import LearnedScorer
 from router_service.logstore import create_decision_log
-from training.config import REPO_ROOT
 
 pytestmark = pytest.mark.routellm
 
@@ -193,65 +188,6 @@ def test_feedback_loop_end_to_end(fakes, policy, make_router, judge_server, tmp_
     run_loop(make_router, policy, tmp_path, judge_server.url)
     assert len(fakes.local.calls) > 2 * len(PROMPTS)  # the traffic + the version probes
     assert fakes.strong.calls == [] and fakes.primary.calls == []
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def llama_url() -> Iterator[str]:
-    pytest.importorskip("llama_cpp.server", reason="make test-e2e installs llama-cpp-python")
-    gguf = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "smollm2_gguf.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    port = _free_port()
-    with open(os.devnull, "wb") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                gguf,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--model_alias",
-                "smollm2",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"llama.cpp server exited with {proc.returncode}")
-                try:
-                    if httpx.get(f"{url}/v1/models", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("llama.cpp server did not come up within 120 s")
-                time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.mark.e2e

@@ -6,6 +6,7 @@ needed: a word-level tokenizer, a random table, heads fitted on random labels).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -14,7 +15,12 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from router_service.features import handcrafted_features, messages_from_payload, scored_text
+from router_service.features import (
+    FEATURE_NAMES,
+    handcrafted_features,
+    messages_from_payload,
+    scored_text,
+)
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
 from training.config import TrainConfig
@@ -32,6 +38,7 @@ from training.heads import (
     TemperatureScaler,
     design_matrix,
     fit_intent,
+    fit_intent_stacked,
     fit_strong,
     intent_logits,
     strong_logit,
@@ -75,6 +82,7 @@ def build_model(
     version: str = "test-model-1",
     normalize: bool = True,
     head_tokens: int = 4,
+    stack_c: float = 0.0,
 ) -> tuple[StaticEmbedding, Heads]:
     """A real exported model dir (router.onnx, tokenizer.json, manifest.json) -> its parts."""
     rng = np.random.default_rng(seed)
@@ -91,11 +99,11 @@ def build_model(
         [INTENTS[(WORDS.index(t.split()[0].rstrip("?")) % 5) * 2] for t in texts], object
     )
     wins = (X[:, 0] + rng.normal(0, 0.2, len(X)) > 0).astype(int)
+    intent, stack = fit_intent_stacked(
+        X, intents, dataclasses.replace(SMALL, intent_stack_c=stack_c)
+    )
     heads = Heads(
-        fit_intent(X, intents, SMALL),
-        fit_strong(X, wins, SMALL),
-        TemperatureScaler(1.4),
-        PlattScaler(0.8, -0.3),
+        intent, fit_strong(X, wins, SMALL), TemperatureScaler(1.4), PlattScaler(0.8, -0.3), stack
     )
     saved = save_model(build_graph(embedder, heads), embedder, out_dir)
     manifest = build_manifest(
@@ -189,6 +197,25 @@ def test_parity_without_normalisation_or_head_pooling(
     embedder, heads = build_model(tmp_path, seed=3, normalize=normalize, head_tokens=head_tokens)
     scorer = LearnedScorer.load(tmp_path)
     convs = [messages_from_payload(t) for t in sample_prompts(80, seed=11)]
+    result = check_parity(scorer, embedder, heads, convs, tol=1e-4)
+    assert result["ok"], result
+
+
+def test_parity_with_a_stacked_linear_model(tmp_path: Path) -> None:
+    """The logistic regression's log-probabilities (float64 in the graph) feed the intent
+    trees exactly as in the sklearn reference, and the trees do use them."""
+    embedder, heads = build_model(tmp_path, seed=5, stack_c=4.0)
+    assert heads.stack is not None
+    n_inputs = heads.stack.n_emb + len(FEATURE_NAMES)
+    used = {
+        int(f)
+        for trees in heads.intent._predictors
+        for t in trees
+        for f in t.nodes["feature_idx"][t.nodes["is_leaf"] == 0]
+    }
+    assert max(used) >= n_inputs  # some split reads a stacked column
+    scorer = LearnedScorer.load(tmp_path)
+    convs = [messages_from_payload(t) for t in sample_prompts(120, seed=12)]
     result = check_parity(scorer, embedder, heads, convs, tol=1e-4)
     assert result["ok"], result
 
