@@ -225,11 +225,7 @@ class AnthropicBackend(Backend):
         data = orjson.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("response is not a JSON object")
-        out = anthropic_to_openai(data, self.model)
-        stats.take_usage(out["usage"])
-        stats.answer_parts.append(out["choices"][0]["message"]["content"] or "")
-        stats.finish_reason = out["choices"][0]["finish_reason"]
-        return orjson.dumps(out)
+        return self.completion_bytes(anthropic_to_openai(data, self.model), stats)
 
     def translate_error(self, status: int, raw: bytes) -> bytes:
         message = raw.decode("utf-8", errors="replace").strip()[:500]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from router_service.policy import ResolvedBackend
 
@@ -193,7 +194,20 @@ class Backend:
 
     # -- hooks -------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
-        return dict(self.config.headers)
+        """Configured headers plus ``Authorization: Bearer <key>`` when a key is set."""
+        headers = dict(self.config.headers)
+        if self.resolved.api_key:
+            headers["Authorization"] = f"Bearer {self.resolved.api_key}"
+        return headers
+
+    @staticmethod
+    def completion_bytes(completion: dict[str, Any], stats: UsageStats) -> bytes:
+        """A translated OpenAI ``chat.completion`` -> its bytes, recording usage and answer."""
+        choice = completion["choices"][0]
+        stats.take_usage(completion["usage"])
+        stats.answer_parts.append(choice["message"]["content"] or "")
+        stats.finish_reason = choice["finish_reason"]
+        return orjson.dumps(completion)
 
     def request_body(self, body: dict[str, Any], stream: bool) -> bytes:
         """OpenAI chat request -> the upstream's request body bytes."""

@@ -149,12 +149,6 @@ class OllamaBackend(Backend):
     kind = "ollama"
     chat_path = "/api/chat"
 
-    def auth_headers(self) -> dict[str, str]:
-        headers = dict(self.config.headers)
-        if self.resolved.api_key:
-            headers["Authorization"] = f"Bearer {self.resolved.api_key}"
-        return headers
-
     def request_body(self, body: dict[str, Any], stream: bool) -> bytes:
         return orjson.dumps(openai_to_ollama(body, self.model, stream))
 
@@ -162,11 +156,7 @@ class OllamaBackend(Backend):
         data = orjson.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("response is not a JSON object")
-        out = ollama_to_openai(data, self.model)
-        stats.take_usage(out["usage"])
-        stats.answer_parts.append(out["choices"][0]["message"]["content"] or "")
-        stats.finish_reason = out["choices"][0]["finish_reason"]
-        return orjson.dumps(out)
+        return self.completion_bytes(ollama_to_openai(data, self.model), stats)
 
     def translate_error(self, status: int, raw: bytes) -> bytes:
         message = raw.decode("utf-8", errors="replace").strip()[:500]

@@ -21,12 +21,6 @@ class OpenAIBackend(Backend):
     kind = "openai"
     chat_path = "/chat/completions"
 
-    def auth_headers(self) -> dict[str, str]:
-        headers = dict(self.config.headers)
-        if self.resolved.api_key:
-            headers["Authorization"] = f"Bearer {self.resolved.api_key}"
-        return headers
-
     def request_body(self, body: dict[str, Any], stream: bool) -> bytes:
         if body.get("model") != self.model:
             body = {**body, "model": self.model}
