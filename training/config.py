@@ -72,9 +72,11 @@ class TrainConfig:
     intent_min_samples_leaf: int = 5
     intent_l2: float = 1.0
     # Stacking: out-of-fold log-probabilities of a logistic regression on the pooled
-    # embedding (inverse regularisation C; 0 = off) are extra intent-HGB inputs.
-    intent_stack_c: float = 0.0
-    intent_class_weight: str | None = None  # "balanced" weighs rare intents up (macro-F1)
+    # embedding (inverse regularisation C; 0 = off) are extra intent-HGB inputs. With
+    # "balanced" class weights: intent acc/macro-F1 0.582/0.388 -> 0.590/0.411 (ShareGPT
+    # test), 0.621/0.621 -> 0.741/0.739 (handwritten test); the strong-win head is unchanged.
+    intent_stack_c: float = 4.0
+    intent_class_weight: str | None = "balanced"  # weighs rare intents up (macro-F1)
     strong_max_iter: int = 150
     strong_learning_rate: float = 0.05
     strong_max_leaf_nodes: int = 15
