@@ -30,6 +30,7 @@ from router_service.features import (
     scored_text,
 )
 from router_service.intents import INTENTS
+from router_service.wordpiece import FastWordPiece
 
 MODEL_FILE = "router.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -37,18 +38,6 @@ MANIFEST_FILE = "manifest.json"
 INPUT_NAMES = ("input_ids", "attention_mask", "features")
 OUTPUT_NAMES = ("intent_probs", "strong_win_rate")
 BATCH = 64  # rows per onnxruntime call in ``score_batch``
-
-
-def tokenizable(text: str) -> str:
-    """Text -> text the tokenizer accepts: lone surrogates (invalid UTF-8) become "?".
-
-    Identity for every valid string; training applies it to all texts, serving only after
-    the tokenizer rejected one, which gives the same ids at no cost on the hot path."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8", "replace")
 
 
 class ModelLoadError(Exception):
@@ -103,6 +92,7 @@ class LearnedScorer:
         self.path = path
         self.version: str | None = manifest["model_version"]
         self._outputs = list(OUTPUT_NAMES)
+        self._wordpiece = FastWordPiece(tokenizer, MAX_TOKENS)
         self._ones = np.ones((1, MAX_TOKENS), np.float32)
         self._ones.setflags(write=False)
         # An empty text still needs one position; its mask is 0 so it pools to zeros.
@@ -169,10 +159,7 @@ class LearnedScorer:
             raise ModelLoadError(self.path / MODEL_FILE, "model outputs are not probabilities")
 
     def _ids(self, text: str) -> list[int]:
-        try:
-            return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
-        except Exception:  # e.g. lone surrogates: tokenise a cleaned copy instead
-            return list(self.tokenizer.encode(tokenizable(text), add_special_tokens=False).ids)
+        return self._wordpiece.ids(text)
 
     def _run_one(self, text: str, feats: list[float]) -> tuple[np.ndarray, np.ndarray, int]:
         ids = self._ids(text)

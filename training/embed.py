@@ -23,7 +23,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from router_service.features import MAX_TOKENS
-from router_service.learned import tokenizable
+from router_service.wordpiece import tokenizable
 from training.config import TrainConfig
 
 log = logging.getLogger("training")
