@@ -9,6 +9,17 @@ from typing import Any
 from training.evaluate import ROUTELLM_MMLU_APGR
 
 
+def _stack_note(intent_head: dict[str, Any]) -> str:
+    """Intent head manifest entry -> how its inputs were stacked, if they were."""
+    stacked = intent_head.get("stacked")
+    if not stacked:
+        return ""
+    return (
+        f" on the embedding plus the out-of-fold {stacked} of a linear model"
+        " (exported as MatMul + LogSoftmax in the same graph)"
+    )
+
+
 def _f(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -58,7 +69,8 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         f"{manifest['text_budget']['tail_chars']} characters, at most "
         f"{manifest['text_budget']['max_tokens']} WordPiece tokens; plus "
         f"{len(manifest['feature_names'])} hand-crafted features.",
-        f"- Heads: HistGradientBoosting, intent {manifest['heads']['intent']['rounds']} rounds, "
+        f"- Heads: HistGradientBoosting, intent {manifest['heads']['intent']['rounds']} rounds"
+        f"{_stack_note(manifest['heads']['intent'])}, "
         f"strong-win {manifest['heads']['strong_win']['rounds']} rounds "
         f"({manifest['heads']['n_trees']} trees), one TreeEnsembleRegressor in the graph.",
         f"- Calibration: intent temperature T = {_f(cal['intent']['temperature'])}; "
