@@ -6,7 +6,7 @@
 set -euo pipefail
 PIP=${1:-pip}
 PY=$(dirname "$PIP")/python
-if ! "$PY" -c "import llama_cpp.server" 2>/dev/null; then
+if ! "$PY" -c "import llama_cpp.server.app" 2>/dev/null; then
   if ! command -v cmake >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq cmake build-essential >/dev/null
   fi

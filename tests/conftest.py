@@ -50,7 +50,7 @@ TEST_ENV = {"FAKE_OPENAI_KEY": "sk-test-openai", "FAKE_ANTHROPIC_KEY": "sk-test-
 @pytest.fixture(scope="session")
 def llama_url() -> Iterator[str]:
     """A real llama.cpp server with SmolLM2 (``e2e`` tests only), shared by the session."""
-    pytest.importorskip("llama_cpp.server", reason="make test-e2e installs llama-cpp-python")
+    pytest.importorskip("llama_cpp.server.app", reason="make test-e2e installs llama-cpp-python")
     from fakes.llama import LlamaServerError, llama_server
 
     try:
