@@ -49,10 +49,11 @@ class ModelLoadError(Exception):
         self.reason = reason
 
 
-def _check_manifest(path: Path, manifest: Any) -> None:
-    if not isinstance(manifest, dict):
-        raise ModelLoadError(path, "manifest mismatch: manifest.json is not a JSON object")
-    expected: dict[str, Any] = {
+def manifest_contract() -> dict[str, Any]:
+    """The manifest fields a model must carry, with this code's values, to be served.
+
+    Exporters write them (``training.export_onnx``); ``LearnedScorer.load`` checks them."""
+    return {
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),
         "features_version": FEATURES_VERSION,
@@ -64,7 +65,12 @@ def _check_manifest(path: Path, manifest: Any) -> None:
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),
     }
-    for key, want in expected.items():
+
+
+def _check_manifest(path: Path, manifest: Any) -> None:
+    if not isinstance(manifest, dict):
+        raise ModelLoadError(path, "manifest mismatch: manifest.json is not a JSON object")
+    for key, want in manifest_contract().items():
         have = manifest.get(key)
         if have != want:
             raise ModelLoadError(

@@ -27,11 +27,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from router_service.features import FEATURE_NAMES
 from router_service.intents import INTENTS
+from router_service.learned import OUTPUT_NAMES, manifest_contract
 from training.embed import EMBEDDING_INITIALIZER, EMBEDDING_SCALE, StaticEmbedding
 from training.heads import MISSING_LOGIT, Heads
 
-INPUT_NAMES = ("input_ids", "attention_mask", "features")
-OUTPUT_NAMES = ("intent_probs", "strong_win_rate")
 OPSET = 17
 ML_OPSET = 3
 
@@ -312,23 +311,12 @@ def build_manifest(
     created_at: str,
 ) -> dict[str, Any]:
     """Everything serving must check, and everything a reader wants to know, as JSON."""
-    from router_service.features import FEATURES_VERSION, HEAD_CHARS, MAX_TOKENS, TAIL_CHARS
-
     return {
         "format": 1,
         "model_version": model_version,
         "created_at": created_at,
         "config": config_name,
-        "intents": list(INTENTS),
-        "feature_names": list(FEATURE_NAMES),
-        "features_version": FEATURES_VERSION,
-        "text_budget": {
-            "head_chars": HEAD_CHARS,
-            "tail_chars": TAIL_CHARS,
-            "max_tokens": MAX_TOKENS,
-        },
-        "inputs": list(INPUT_NAMES),
-        "outputs": list(OUTPUT_NAMES),
+        **manifest_contract(),
         "input_spec": {
             "input_ids": "int64 [N, L]: tokenizer.json ids of scored_text, no special tokens",
             "attention_mask": "float32 [N, L]: 1 for real tokens, 0 for padding",

@@ -19,13 +19,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from router_service.features import (
     FEATURE_NAMES,
-    FEATURES_VERSION,
-    HEAD_CHARS,
-    MAX_TOKENS,
-    TAIL_CHARS,
 )
 from router_service.intents import INTENTS
-from router_service.learned import INPUT_NAMES, OUTPUT_NAMES
+from router_service.learned import INPUT_NAMES, OUTPUT_NAMES, manifest_contract
 
 WORDS = ["hi", "hello", "code", "python", "prove", "math", "write", "story", "the", "a"]
 DIM = 4
@@ -96,19 +92,7 @@ def _graph(intent: str, strong_logit: float, seed: int) -> onnx.ModelProto:
 
 
 def manifest(version: str) -> dict:
-    return {
-        "model_version": version,
-        "intents": list(INTENTS),
-        "feature_names": list(FEATURE_NAMES),
-        "features_version": FEATURES_VERSION,
-        "text_budget": {
-            "head_chars": HEAD_CHARS,
-            "tail_chars": TAIL_CHARS,
-            "max_tokens": MAX_TOKENS,
-        },
-        "inputs": list(INPUT_NAMES),
-        "outputs": list(OUTPUT_NAMES),
-    }
+    return {"model_version": version, **manifest_contract()}
 
 
 def write_model(
