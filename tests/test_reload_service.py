@@ -13,19 +13,15 @@ import httpx
 import openai
 import pytest
 
-from fakes.loop_models import write_model
+from fakes.loop_models import INTENT_OF, build_versions, write_model
 from router_service.model_store import publish_model_dir
 
 ADMIN = "admin-secret"
-INTENT_OF = {"v1": "chitchat", "v2": "coding", "v3": "math"}
 
 
 @pytest.fixture
 def builds(tmp_path: Path) -> dict[str, Path]:
-    return {
-        v: write_model(tmp_path / "builds" / v, v, intent=i, seed=n)
-        for n, (v, i) in enumerate(INTENT_OF.items())
-    }
+    return build_versions(tmp_path / "builds")
 
 
 @pytest.fixture

@@ -141,3 +141,14 @@ def trained_champion() -> Path:
     assert out is not None
     _TRAINED.append(out)
     return out
+
+
+# Three distinguishable model versions for the reload tests: each answers one intent.
+INTENT_OF = {"v1": "chitchat", "v2": "coding", "v3": "math"}
+
+
+def build_versions(root: Path) -> dict[str, Path]:
+    """``root/<version>`` model dirs for every version of ``INTENT_OF``."""
+    return {
+        v: write_model(root / v, v, intent=i, seed=n) for n, (v, i) in enumerate(INTENT_OF.items())
+    }
