@@ -193,10 +193,10 @@ def test_pairwise_runs_both_orders(decision_log, judge_server, biased, preferenc
             fast_opts(mode="pairwise", max_count=2),
             strong=priced(strong.url, model="strong-model"),
         )
-        assert len(strong.calls) == 2
-        assert strong.calls[0].json()["messages"] == [
-            {"role": "user", "content": "question number 0?"}
-        ]
+        # Judging is concurrent: the strong tier sees both questions, in either order.
+        asked = sorted(c.json()["messages"][-1]["content"] for c in strong.calls)
+        assert asked == ["question number 0?", "question number 1?"]
+        assert all(len(c.json()["messages"]) == 1 for c in strong.calls)
     finally:
         strong.stop()
     rows = judged(decision_log)
