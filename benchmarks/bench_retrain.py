@@ -175,7 +175,7 @@ def run(quick: bool, n: int, config: str, seed: int) -> dict[str, Any]:
 def markdown(doc: dict[str, Any]) -> str:
     r = doc["results"]
     st = r["stages_seconds"]
-    rows = [
+    rows: list[list[str | None]] = [
         ["export (log + feedback -> files)", fmt(st.get("export"), 1)],
         ["train (load, embed, heads, ONNX, parity, eval, MLflow)", fmt(st.get("train"), 1)],
         ["evaluate candidate + champion, gate", fmt(st.get("evaluate"), 1)],

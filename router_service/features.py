@@ -54,17 +54,30 @@ _MATH_ASCII = "+-*/^=%"
 _MATH_NON_ASCII = "√∑∫π≤≥≠×÷"
 
 
-def _delete_all_but(keep: bytes) -> bytes:
-    """Bytes to keep -> the ``delete`` argument of ``bytes.translate`` that drops the rest."""
-    return bytes(b for b in range(256) if b not in keep)
+def _class_table() -> bytes:
+    """-> the ``bytes.translate`` table mapping each byte to its character class: b"c" code
+    only, b"m" math only, b"b" both (``/`` and ``=``), b"d" digit, b"u" ASCII upper case,
+    b"l" UTF-8 lead byte (0xC0-0xFF: one per non-ASCII character), b"." anything else."""
+    code, maths = set(_CODE_CHARS.encode()), set(_MATH_ASCII.encode())
+    out = bytearray(b"." * 256)
+    for b in range(256):
+        if b in code:
+            out[b] = ord("b") if b in maths else ord("c")
+        elif b in maths:
+            out[b] = ord("m")
+        elif 0x30 <= b <= 0x39:
+            out[b] = ord("d")
+        elif 0x41 <= b <= 0x5A:
+            out[b] = ord("u")
+        elif b >= 0xC0:
+            out[b] = ord("l")
+    return bytes(out)
 
 
-_NOT_CODE = _delete_all_but(_CODE_CHARS.encode())
-_NOT_DIGIT = _delete_all_but(b"0123456789")
-_NOT_MATH = _delete_all_but(_MATH_ASCII.encode())
-_NOT_UPPER = _delete_all_but(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-# UTF-8 lead bytes of non-ASCII code points (0xC0-0xFF): one per non-ASCII character.
-_NOT_LEAD = _delete_all_but(bytes(range(0xC0, 0x100)))
+_CLASSES = _class_table()
+# ASCII text -> b" " where ``str.split`` splits (its ASCII whitespace), b"x" elsewhere, so
+# the number of words is the number of b" x" (plus one if the text starts with b"x").
+_WORD_MARKS = bytes(32 if chr(b).isspace() else 120 for b in range(128)) + b"x" * 128
 # A line that (after leading whitespace) starts like a list item; matched on "\n" + text
 # (a literal "\n" anchor scans ~4x faster than ``^`` with ``re.MULTILINE``).
 _BULLET = re.compile(r"\n[^\S\n]*(?:- |\* |1\.|2\.|3\.|• )")
@@ -135,33 +148,39 @@ def handcrafted_features(messages: Sequence[Mapping[str, str]], text: str) -> li
 
     ``text`` must be ``scored_text(messages)`` (already bounded), so the cost of this
     function does not grow with the prompt; only the total length uses the full text.
-    Character classes are counted in C: ``bytes.translate`` deletes every byte outside the
-    class and the length of what remains is the count (code, math and digit characters,
-    ASCII upper case; UTF-8 lead bytes = non-ASCII characters)."""
+    Character classes are counted in C: one ``bytes.translate`` maps every byte to its class
+    (code, math and digit characters, ASCII upper case; UTF-8 lead bytes = non-ASCII
+    characters) and ``bytes.count`` counts each class."""
     full_len = len(last_user_text(messages))
     n = max(len(text), 1)
     raw = text.encode("utf-8", "surrogatepass")
-    code = len(raw.translate(None, _NOT_CODE))
-    maths = len(raw.translate(None, _NOT_MATH))
-    non_ascii = 0
+    classes = raw.translate(_CLASSES)
+    both = classes.count(b"b")
+    code = classes.count(b"c") + both
+    maths = classes.count(b"m") + both
     if len(raw) != len(text):  # some non-ASCII characters
-        non_ascii = len(raw.translate(None, _NOT_LEAD))
+        non_ascii = classes.count(b"l")
         maths += sum(text.count(ch) for ch in _MATH_NON_ASCII)
+        words = len(text.split())
+    else:  # ASCII: count the words in C without building them
+        non_ascii = 0
+        marks = raw.translate(_WORD_MARKS)
+        words = marks.count(b" x") + marks.startswith(b"x")
     newlines = text.count("\n")
     turns = sum(1 for m in messages if m.get("role") in ("user", "assistant"))
     has_system = any(m.get("role") in ("system", "developer") for m in messages)
     return [
         math.log1p(full_len),
-        math.log1p(len(text.split())),
+        math.log1p(words),
         float(min(turns, 20)),
         float(has_system),
         float(min(text.count("```"), 10)),
         code / n,
-        len(raw.translate(None, _NOT_DIGIT)) / n,
+        classes.count(b"d") / n,
         maths / n,
         float(min(text.count("?"), 10)),
         newlines / n * 100.0,
-        len(raw.translate(None, _NOT_UPPER)) / n,
+        classes.count(b"u") / n,
         non_ascii / n,
         float(min(len(_BULLET.findall("\n" + text)), 20)),
         float("http://" in text or "https://" in text),

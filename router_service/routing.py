@@ -139,9 +139,10 @@ def decide(
     scores = scorer.score(messages)
     tier, reason = choose_tier(policy, scores, sensitive=sensitive, forced=forced)
     elapsed_us = (time.perf_counter() - start) * 1e6
+    intent = scores.intent
     return Decision(
-        intent=scores.intent,
-        intent_confidence=scores.intent_confidence,
+        intent=intent,
+        intent_confidence=scores.intent_scores[intent],
         intent_scores=scores.intent_scores,
         strong_win_rate=scores.strong_win_rate,
         tier=tier,

@@ -63,3 +63,17 @@ def test_known_values() -> None:
     assert f["bullet_lines"] == 2.0
     assert f["newline_ratio"] == 3 / n * 100.0
     assert f["question_marks"] == 1.0 and f["has_url"] == 1.0
+
+
+# ASCII only (the byte-level word count), with every character ``str.split`` treats as
+# whitespace, including the information separators \x1c-\x1f.
+ASCII_ALPHABET = "ab Z9 .,?-*{}\n\t\r\x0b\x0c\x1c\x1d\x1e\x1f\x00\x07"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=ASCII_ALPHABET, max_size=200))
+def test_ascii_text_matches_the_per_character_definition(text: str) -> None:
+    got = handcrafted_features([{"role": "user", "content": text}], text)
+    want = reference(text, len(text) if text.strip() else 0, 1, False)
+    for name, g, w in zip(FEATURE_NAMES, got, want, strict=True):
+        assert math.isclose(g, w, rel_tol=1e-12, abs_tol=1e-12), (name, g, w)

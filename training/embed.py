@@ -3,7 +3,7 @@
 * ``StaticEmbedding``: all-MiniLM-L6-v2 distilled by model2vec into a token table
   (``pca_dims`` wide, stored as int16 + one scale). ``embed`` tokenizes with the SAME
   ``tokenizers`` settings as serving (no special tokens, no padding, truncation at
-  ``features.MAX_TOKENS``) and pools exactly as the ONNX graph does (exact int32 sums,
+  ``features.MAX_TOKENS``) and pools exactly as the ONNX graph does (exact integer sums,
   then float64 normalisation -> float32), so training features equal serving features
   bit for bit whatever order either side sums in.
 * ``TransformerEmbedding``: sentence-transformers MiniLM (slow; for reporting).
@@ -121,8 +121,8 @@ class StaticEmbedding:
 
     Pooling sums int16 rows in int32 (exact, so summation order cannot matter), then
     L2-normalises in float64 (the count and scale cancel) and casts to float32; without
-    normalisation it is sum * scale / count. The last table row is zeros: the graph maps
-    masked (padding) positions to it."""
+    normalisation it is sum * scale / count. The last table row is zeros (``zero_id``: an
+    id that adds nothing to a sum); padding positions have weight 0 in the graph."""
 
     name = "static"
 

@@ -1,9 +1,9 @@
 """Static table + fitted heads + calibrators -> ONE ONNX graph (``router.onnx``).
 
 Inputs ``input_ids`` int64 [N, L], ``attention_mask`` float32 [N, L] and ``features``
-float32 [N, F]. The graph: padding -> the table's zero row; Gather on the int16 table ->
-exact int32 sums -> L2 norm (or mean) in float64 -> float32, over all tokens and over the
-first ``head_tokens`` -> Concat with the features (and, when the intent head is stacked,
+float32 [N, F]. The graph: one Gather of int16 table rows -> exact sums (float32 MatMuls
+of the 0/1 token weights) over all tokens and over the first ``head_tokens`` -> L2 norm (or
+mean) in float64 -> float32 -> Concat with the features (and, when the intent head is stacked,
 a logistic regression's log-probabilities on the pooled embedding: float64 MatMul + Add +
 LogSoftmax) -> one ``TreeEnsembleRegressor`` holding both boosted heads (14 intent logits + 1
 strong-win logit; raw scores) -> temperature softmax and Platt sigmoid. Outputs
@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from router_service.features import FEATURE_NAMES
+from router_service.features import FEATURE_NAMES, MAX_TOKENS
 from router_service.intents import INTENTS
 from router_service.learned import OUTPUT_NAMES, manifest_contract
 from training.embed import EMBEDDING_INITIALIZER, EMBEDDING_SCALE, StaticEmbedding
@@ -42,6 +42,23 @@ def float32_down(values: np.ndarray) -> np.ndarray:
     too_big = v32.astype(np.float64) > v64
     v32[too_big] = np.nextafter(v32[too_big], np.float32(-np.inf))
     return v32
+
+
+# A tree that is one leaf of value 0, in the fields of scikit-learn's predictor nodes that
+# ``_Ensemble._add_tree`` reads.
+_SINGLE_LEAF = np.array(
+    [(0.0, True, False, 0.0, 0, 0, 0, False)],
+    dtype=[
+        ("value", "f8"),
+        ("is_leaf", "?"),
+        ("is_categorical", "?"),
+        ("num_threshold", "f8"),
+        ("feature_idx", "i8"),
+        ("left", "i8"),
+        ("right", "i8"),
+        ("missing_go_to_left", "?"),
+    ],
+)
 
 
 class _Ensemble:
@@ -107,7 +124,20 @@ class _Ensemble:
                 n["falsenodeids"].append(int(node["right"]))
                 n["missing_value_tracks_true"].append(int(node["missing_go_to_left"]))
 
+    def calibrate(self, scale: np.ndarray, offset: np.ndarray) -> None:
+        """Fold an affine map per target into the ensemble: ``z -> scale * z + offset``."""
+        t = self.targets
+        t["weights"] = [w * float(scale[i]) for w, i in zip(t["weights"], t["ids"], strict=True)]
+        self.base = self.base * scale + offset
+
+    def _cover_all_targets(self) -> None:
+        """onnxruntime adds ``base_values`` only to targets some leaf writes to: give every
+        other target a one-leaf tree of weight 0 (absent intents stay at their baseline)."""
+        for target in sorted(set(range(self.n_targets)) - set(self.targets["ids"])):
+            self._add_tree(_SINGLE_LEAF, target)
+
     def node(self, inp: str, out: str) -> onnx.NodeProto:
+        self._cover_all_targets()
         attrs: dict[str, Any] = {f"nodes_{k}": v for k, v in self.nodes.items()}
         attrs.update({f"target_{k}": v for k, v in self.targets.items()})
         return helper.make_node(
@@ -118,6 +148,7 @@ class _Ensemble:
             n_targets=self.n_targets,
             aggregate_function="SUM",
             post_transform="NONE",
+            base_values=[float(v) for v in self.base],
             **attrs,
         )
 
@@ -138,124 +169,126 @@ def _const(name: str, value: Any, dtype: Any = np.float32) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype), name)
 
 
-def _pool_nodes(prefix: str, ids: str, normalize: bool) -> tuple[list[Any], str]:
-    """Pooling of the int16 table rows for ``ids`` (padding already mapped to the zero row)
-    -> (nodes, float32 output), the arithmetic of ``StaticEmbedding.pool`` op for op.
+# The graph's sums are exact integers (so numpy and onnxruntime agree bit for bit whatever
+# their summation order) while every partial sum fits the float type's mantissa: float32
+# MatMul sums up to 2**24, float64 squared norms up to 2**53.
+F32_EXACT = 2**24
+F64_EXACT = 2**53
 
-    Sums are int32 (exact: no summation-order effects); the norm's sum of squares is int64;
-    the rest is element-wise float64 (correctly rounded in numpy and onnxruntime alike)."""
+
+def check_exact_pooling(table_q: np.ndarray, max_tokens: int = MAX_TOKENS) -> None:
+    """Raise unless pooling ``max_tokens`` rows of ``table_q`` is exact in the graph's types.
+
+    A sum of n rows has |entry| <= n * max|value| and L2 norm <= n * (largest row norm)."""
+    table = np.asarray(table_q, np.float64)
+    max_sum = max_tokens * float(np.abs(table).max())
+    max_norm = max_tokens * float(np.sqrt((table**2).sum(axis=1)).max())
+    if max_sum >= F32_EXACT or max_norm**2 >= F64_EXACT:
+        raise ValueError(
+            f"pooling {max_tokens} tokens of this table is not exact (largest sum {max_sum:.3g}, "
+            f"squared norm {max_norm**2:.3g}); quantise to a smaller range"
+        )
+
+
+def _embedding_nodes(embedder: StaticEmbedding) -> tuple[list[Any], list[Any], str]:
+    """-> (nodes, initializers, name of the pooled float32 [N, out_dim] embedding), the
+    arithmetic of ``StaticEmbedding.pool`` op for op.
+
+    One Gather of the int16 rows, cast to float32. The sums over all tokens and over the
+    first ``head_tokens`` are MatMuls with the token weights (``attention_mask``: 1 for a
+    token, 0 for padding), then float64: LpNormalization (x / ||x||, 0 for a zero vector) or
+    the mean (x * scale / count), then float32. ``check_exact_pooling`` guarantees integer
+    sums and squared norms stay exact, so the result is the same as numpy's."""
+    check_exact_pooling(embedder.table_q)
     mk = helper.make_node
-    p = prefix
-    nodes = [
-        mk("Gather", [EMBEDDING_INITIALIZER, ids], [f"{p}rows16"]),
-        mk("Cast", [f"{p}rows16"], [f"{p}rows"], to=TensorProto.INT32),
-        mk("ReduceSum", [f"{p}rows", "axis1"], [f"{p}sum"], keepdims=0),
-        mk("Cast", [f"{p}sum"], [f"{p}sum64"], to=TensorProto.DOUBLE),
-    ]
-    if normalize:
-        nodes += [
-            mk("Cast", [f"{p}sum"], [f"{p}sumi64"], to=TensorProto.INT64),
-            mk("Mul", [f"{p}sumi64", f"{p}sumi64"], [f"{p}sq"]),
-            mk("ReduceSum", [f"{p}sq", "axis1"], [f"{p}sqsum"], keepdims=1),
-            mk("Cast", [f"{p}sqsum"], [f"{p}sqsum64"], to=TensorProto.DOUBLE),
-            mk("Sqrt", [f"{p}sqsum64"], [f"{p}norm"]),
-            mk("Max", [f"{p}norm", "eps64"], [f"{p}norm1"]),
-            mk("Div", [f"{p}sum64", f"{p}norm1"], [f"{p}pooled64"]),
-        ]
-    else:
-        nodes += [
-            mk("Mul", [f"{p}sum64", EMBEDDING_SCALE], [f"{p}scaled"]),
-            mk("Div", [f"{p}scaled", f"{p}count1"], [f"{p}pooled64"]),
-        ]
-    nodes.append(mk("Cast", [f"{p}pooled64"], [f"{p}pooled"], to=TensorProto.FLOAT))
-    return nodes, f"{p}pooled"
-
-
-def _count_nodes(prefix: str, mask: str) -> list[Any]:
-    """Number of real tokens per row (>= 1), float64: the mean's divisor."""
-    mk = helper.make_node
-    return [
-        mk("Cast", [mask], [f"{prefix}mask64"], to=TensorProto.DOUBLE),
-        mk("ReduceSum", [f"{prefix}mask64", "axis1"], [f"{prefix}count"], keepdims=1),
-        mk("Max", [f"{prefix}count", "one64"], [f"{prefix}count1"]),
-    ]
-
-
-def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
-    """Embedder + heads -> the complete router graph."""
-    n_int, n_feat = len(INTENTS), len(FEATURE_NAMES)
     inits = [
         numpy_helper.from_array(embedder.table_q, EMBEDDING_INITIALIZER),
+        # Read by the mean below, and always by ``training.embed.table_from_model_dir``.
         _const(EMBEDDING_SCALE, embedder.scale, np.float64),
-        _const("zero_id", embedder.zero_id, np.int64),
-        _const("zero_f", 0.0),
         _const("axis1", [1], np.int64),
-        _const("axis2", [2], np.int64),
-        _const("one64", 1.0, np.float64),
-        _const("eps64", 1e-12, np.float64),
-        _const("inv_temperature", 1.0 / heads.temperature.temperature),
-        _const("platt_a", heads.platt.a),
-        _const("platt_b", heads.platt.b),
-        _const("slice_int_start", [0], np.int64),
-        _const("slice_int_end", [n_int], np.int64),
-        _const("slice_win_start", [n_int], np.int64),
-        _const("slice_win_end", [n_int + 1], np.int64),
-        _const("flat", [-1], np.int64),
+        _const("flat_rows", [0, -1], np.int64),
     ]
-    mk = helper.make_node
-    nodes = [  # masked positions -> the zero row, so padding adds nothing to the sums
-        mk("Greater", ["attention_mask", "zero_f"], ["is_token"]),
-        mk("Where", ["is_token", "input_ids", "zero_id"], ["ids"]),
+    nodes = [
+        mk("Unsqueeze", ["attention_mask", "axis1"], ["weights"]),  # [N, 1, L]
+        mk("Gather", [EMBEDDING_INITIALIZER, "input_ids"], ["rows16"]),  # [N, L, D]
+        mk("Cast", ["rows16"], ["rows"], to=TensorProto.FLOAT),
+        mk("MatMul", ["weights", "rows"], ["all_sum"]),  # [N, 1, D]
     ]
-    if not embedder.normalize:
-        nodes += _count_nodes("all_", "attention_mask")
-    pool_nodes, pooled = _pool_nodes("all_", "ids", embedder.normalize)
-    nodes += pool_nodes
-    concat_inputs = [pooled]
+    sums = "all_sum"
+    if embedder.head_tokens > 0 or not embedder.normalize:
+        inits.append(_const("axis2", [2], np.int64))
     if embedder.head_tokens > 0:
         inits += [
             _const("head_start", [0], np.int64),
             _const("head_end", [embedder.head_tokens], np.int64),
         ]
-        nodes.append(mk("Slice", ["ids", "head_start", "head_end", "axis1"], ["head_ids"]))
-        if not embedder.normalize:
-            nodes.append(
-                mk("Slice", ["attention_mask", "head_start", "head_end", "axis1"], ["head_mask"])
-            )
-            nodes += _count_nodes("head_", "head_mask")
-        head_nodes, head_pooled = _pool_nodes("head_", "head_ids", embedder.normalize)
-        nodes += head_nodes
-        concat_inputs.append(head_pooled)
-    ens = heads_ensemble(heads)
-    inits.append(_const("ensemble_bias", ens.base.reshape(1, -1)))
-    x_inputs = [*concat_inputs, "features"]
+        nodes += [
+            mk("Slice", ["weights", "head_start", "head_end", "axis2"], ["head_weights"]),
+            mk("Slice", ["rows", "head_start", "head_end", "axis1"], ["head_rows"]),
+            mk("MatMul", ["head_weights", "head_rows"], ["head_sum"]),
+            mk("Concat", ["all_sum", "head_sum"], ["sums"], axis=1),  # [N, 2, D]
+        ]
+        sums = "sums"
+    nodes.append(mk("Cast", [sums], ["sums64"], to=TensorProto.DOUBLE))
+    if embedder.normalize:
+        nodes.append(mk("LpNormalization", ["sums64"], ["pooled64"], axis=-1, p=2))
+    else:  # mean: sum * scale / number of tokens (at least 1), per pool
+        inits.append(_const("one64", 1.0, np.float64))
+        count = "all_count"
+        nodes.append(mk("ReduceSum", ["weights", "axis2"], [count], keepdims=1))
+        if embedder.head_tokens > 0:
+            count = "counts"
+            nodes += [
+                mk("ReduceSum", ["head_weights", "axis2"], ["head_count"], keepdims=1),
+                mk("Concat", ["all_count", "head_count"], [count], axis=1),
+            ]
+        nodes += [
+            mk("Cast", [count], ["count64"], to=TensorProto.DOUBLE),
+            mk("Max", ["count64", "one64"], ["count1"]),
+            mk("Mul", ["sums64", EMBEDDING_SCALE], ["scaled"]),
+            mk("Div", ["scaled", "count1"], ["pooled64"]),
+        ]
+    nodes += [
+        mk("Reshape", ["pooled64", "flat_rows"], ["pooled_flat64"]),  # [N, P * D]
+        mk("Cast", ["pooled_flat64"], ["emb"], to=TensorProto.FLOAT),
+    ]
+    return nodes, inits, "emb"
+
+
+def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
+    """Embedder + heads -> the complete router graph (few nodes: onnxruntime spends ~1-2 µs
+    per node on one row, as much as the arithmetic of most of them)."""
+    n_int, n_feat = len(INTENTS), len(FEATURE_NAMES)
+    nodes, inits, emb = _embedding_nodes(embedder)
+    inits += [_const("split_sizes", [n_int, 1], np.int64), _const("flat", [-1], np.int64)]
+    mk = helper.make_node
+    x_inputs = [emb, "features"]
     if heads.stack is not None:  # the stacked linear model's log-probabilities, float64
         inits += [
             _const("stack_w", heads.stack.coef.T, np.float64),
             _const("stack_b", heads.stack.intercept.reshape(1, -1), np.float64),
         ]
         nodes += [
-            mk("Concat", concat_inputs, ["emb"], axis=1),
-            mk("Cast", ["emb"], ["emb64"], to=TensorProto.DOUBLE),
-            mk("MatMul", ["emb64", "stack_w"], ["stack_z"]),
-            mk("Add", ["stack_z", "stack_b"], ["stack_zb"]),
-            mk("LogSoftmax", ["stack_zb"], ["stack_lp64"], axis=1),
+            mk("Cast", [emb], ["emb64"], to=TensorProto.DOUBLE),
+            mk("Gemm", ["emb64", "stack_w", "stack_b"], ["stack_z"]),
+            mk("LogSoftmax", ["stack_z"], ["stack_lp64"], axis=1),
             mk("Cast", ["stack_lp64"], ["stack_lp"], to=TensorProto.FLOAT),
         ]
         x_inputs.append("stack_lp")
+    ens = heads_ensemble(heads)
+    # The calibrators are affine in the raw scores, so they are folded into the trees: intent
+    # leaves and baselines scaled by 1 / temperature, the strong-win ones by Platt's a (+ b).
+    scale = np.full(ens.n_targets, 1.0 / heads.temperature.temperature)
+    scale[n_int] = heads.platt.a
+    offset = np.zeros(ens.n_targets)
+    offset[n_int] = heads.platt.b
+    ens.calibrate(scale, offset)
     nodes += [
         mk("Concat", x_inputs, ["x"], axis=1),
-        ens.node("x", "raw_trees"),
-        # Baselines as an explicit Add: onnxruntime leaves a target that no tree writes to at
-        # 0 even with base_values, and absent intents must stay at MISSING_LOGIT.
-        mk("Add", ["raw_trees", "ensemble_bias"], ["raw"]),
-        mk("Slice", ["raw", "slice_int_start", "slice_int_end", "axis1"], ["z_intent"]),
-        mk("Mul", ["z_intent", "inv_temperature"], ["z_scaled"]),
-        mk("Softmax", ["z_scaled"], [OUTPUT_NAMES[0]], axis=1),
-        mk("Slice", ["raw", "slice_win_start", "slice_win_end", "axis1"], ["z_win"]),
-        mk("Mul", ["z_win", "platt_a"], ["z_win_a"]),
-        mk("Add", ["z_win_a", "platt_b"], ["z_win_ab"]),
-        mk("Sigmoid", ["z_win_ab"], ["p_win"]),
+        ens.node("x", "z"),  # [N, 15]: calibrated intent logits, strong-win logit
+        mk("Split", ["z", "split_sizes"], ["z_intent", "z_win"], axis=1),
+        mk("Softmax", ["z_intent"], [OUTPUT_NAMES[0]], axis=1),
+        mk("Sigmoid", ["z_win"], ["p_win"]),
         mk("Reshape", ["p_win", "flat"], [OUTPUT_NAMES[1]]),
     ]
     graph = helper.make_graph(
