@@ -12,11 +12,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import orjson
 
+from router_service.backends.transport import FastTransport, pool_key, request_head
 from router_service.policy import ResolvedBackend
 
 ErrorKind = Literal["connect", "timeout", "status", "protocol"]
@@ -44,6 +45,19 @@ class UpstreamError(Exception):
         self.status = status
         self.body = body
         self.retryable = retryable
+
+
+class UpstreamResponse(Protocol):
+    """What ``Backend`` reads of an upstream response: an ``httpx.Response`` or, on the
+    pooled fast transport, a ``transport.RawResponse``."""
+
+    status_code: int
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -84,7 +98,7 @@ class UpstreamStream:
     def __init__(
         self,
         backend: Backend,
-        response: httpx.Response,
+        response: UpstreamResponse,
         events: AsyncIterator[bytes],
         first: bytes,
         stats: UsageStats,
@@ -132,7 +146,7 @@ class UpstreamStream:
         await asyncio.shield(_close_quietly(self._events, self._response))
 
 
-async def _close_quietly(events: AsyncIterator[bytes], response: httpx.Response) -> None:
+async def _close_quietly(events: AsyncIterator[bytes], response: UpstreamResponse) -> None:
     aclose = getattr(events, "aclose", None)
     try:
         if aclose is not None:
@@ -191,6 +205,10 @@ class Backend:
             "write": t.connect,
             "pool": t.connect,
         }
+        # On the fast transport the request head is serialised once, here.
+        self._raw = self.transport if isinstance(self.transport, FastTransport) else None
+        self._raw_key = pool_key(self._chat_url)
+        self._raw_head = request_head("POST", self._chat_url, self._headers)
 
     # -- hooks -------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -240,11 +258,18 @@ class Backend:
             extensions={"timeout": self._timeout_ext},
         )
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, body: dict[str, Any], stream: bool) -> UpstreamResponse:
+        """OpenAI request -> the upstream response, once its head has arrived."""
         t = self.config.timeouts
         try:
             async with asyncio.timeout(min(t.first_byte, t.total)):
-                return await self.transport.handle_async_request(request)
+                if self._raw is None:
+                    return await self.transport.handle_async_request(
+                        self.build_request(body, stream)
+                    )
+                content = self.request_body(body, stream)
+                payload = b"%s%d\r\n\r\n%s" % (self._raw_head, len(content), content)
+                return await self._raw.send_raw(self._raw_key, payload, t.connect)
         except TimeoutError:
             raise UpstreamError(
                 "timeout", f"{self.name}: no response within {t.first_byte:g}s (first_byte)"
@@ -255,7 +280,7 @@ class Backend:
         except httpx.HTTPError as exc:
             raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
 
-    async def _error_from(self, response: httpx.Response) -> UpstreamError:
+    async def _error_from(self, response: UpstreamResponse) -> UpstreamError:
         status = response.status_code
         try:
             async with asyncio.timeout(self.config.timeouts.idle):
@@ -280,7 +305,7 @@ class Backend:
     async def complete(self, body: dict[str, Any]) -> Completion:
         """Non-streaming call -> ``Completion`` (2xx or a non-retryable client error)."""
         started = time.monotonic()
-        response = await self._send(self.build_request(body, stream=False))
+        response = await self._send(body, stream=False)
         ttfb = time.monotonic() - started
         if response.status_code >= 400:
             err = await self._error_from(response)
@@ -308,7 +333,7 @@ class Backend:
         """Streaming call -> an ``UpstreamStream`` holding its first event, or a
         ``Completion`` carrying a non-retryable client error from the backend."""
         started = time.monotonic()
-        response = await self._send(self.build_request(body, stream=True))
+        response = await self._send(body, stream=True)
         if response.status_code >= 400:
             err = await self._error_from(response)
             if err.retryable:
