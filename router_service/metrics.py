@@ -86,27 +86,37 @@ class RouterMetrics:
         )  # fmt: skip
         self._cost_total = 0.0
         self._baseline_total = 0.0
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: prometheus_client validates and locks on
+        every ``labels`` call (~3 µs), and label sets repeat (tiers, intents, backends)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- observations -----------------------------------------------------------------
     def observe_decision(self, decision: Decision) -> None:
-        self.decisions.labels(decision.tier, decision.intent, decision.scorer).inc()
+        self._child(self.decisions, decision.tier, decision.intent, decision.scorer).inc()
         if math.isfinite(decision.decision_us):
             self.decision_latency.observe(decision.decision_us)
         if math.isfinite(decision.strong_win_rate):
-            self.strong_win_rate.labels(decision.tier).observe(decision.strong_win_rate)
+            self._child(self.strong_win_rate, decision.tier).observe(decision.strong_win_rate)
 
     def observe_request(self, endpoint: str, status: int) -> None:
-        self.requests.labels(endpoint, str(int(status))).inc()
+        self._child(self.requests, endpoint, str(int(status))).inc()
 
     def observe_upstream(self, tier: str, backend: str, seconds: float, ok: bool) -> None:
         outcome = "ok" if ok else "error"
-        self.upstream_requests.labels(tier, backend, outcome).inc()
+        self._child(self.upstream_requests, tier, backend, outcome).inc()
         if math.isfinite(seconds) and seconds >= 0:
-            self.upstream_latency.labels(tier, backend, outcome).observe(seconds)
+            self._child(self.upstream_latency, tier, backend, outcome).observe(seconds)
 
     def observe_fallback(self, from_tier: str, to_tier: str, reason: str) -> None:
         """``reason`` should be a short category (timeout, http_5xx, connect_error, ...)."""
-        self.fallbacks.labels(from_tier, to_tier, reason).inc()
+        self._child(self.fallbacks, from_tier, to_tier, reason).inc()
 
     def observe_usage(
         self,
@@ -120,14 +130,14 @@ class RouterMetrics:
     ) -> None:
         """Token counts and prices (USD per 1M tokens) -> tokens, cost, strong baseline."""
         p_in, p_out = max(int(prompt_tokens or 0), 0), max(int(completion_tokens or 0), 0)
-        self.tokens.labels(tier, "prompt").inc(p_in)
-        self.tokens.labels(tier, "completion").inc(p_out)
+        self._child(self.tokens, tier, "prompt").inc(p_in)
+        self._child(self.tokens, tier, "completion").inc(p_out)
         cost = (p_in * price_in_per_1m + p_out * price_out_per_1m) / 1e6
         baseline = (p_in * strong_price_in_per_1m + p_out * strong_price_out_per_1m) / 1e6
         if not (math.isfinite(cost) and math.isfinite(baseline)) or cost < 0 or baseline < 0:
             raise ValueError(f"prices must be finite and >= 0 (cost {cost}, baseline {baseline})")
-        self.cost.labels(tier).inc(cost)
-        self.strong_cost.labels(tier).inc(baseline)
+        self._child(self.cost, tier).inc(cost)
+        self._child(self.strong_cost, tier).inc(baseline)
         with self._lock:
             self._cost_total += cost
             self._baseline_total += baseline

@@ -84,6 +84,8 @@ class ChatRun:
         if self.outcome is not None and self.outcome.stream is not None:
             await self._end_stream(self.outcome.stream)
         total_ms = (time.perf_counter() - self.started) * 1000.0
+        if self.decision is not None:
+            state.metrics.observe_decision(self.decision)
         state.metrics.observe_request(ENDPOINT, self.status)
         slot = self.outcome.slot if self.outcome else None
         stats = None
@@ -190,8 +192,7 @@ async def _route(request: Request, run: ChatRun) -> Response:
         body_bytes=len(raw),
     )
     run.sensitivity = sens
-    run.decision = decision
-    state.metrics.observe_decision(decision)
+    run.decision = decision  # observed in the metrics by ``finish``, after the answer went out
     plan = state.upstream.plan(
         decision.tier,
         sensitive=sens.sensitive,
