@@ -283,6 +283,19 @@ def test_background_logging_is_drained_at_shutdown(fakes, policy, make_router):
     assert len(rows) == 5 and all(r["backend"] == "local-llamacpp" for r in rows)
 
 
+def test_log_wait_commits_each_row_before_the_exchange_ends(fakes, policy, make_router):
+    router = make_router(policy, log_wait=True)
+    c = client(router)
+    msgs = [{"role": "user", "content": "hi"}]
+    for i in range(3):
+        c.chat.completions.create(model="local", messages=msgs)
+        # The whole answer arrived, so its row is committed (read without stopping).
+        assert router.state.log.count() == 2 * i + 1
+        chunks = list(c.chat.completions.create(model="local", messages=msgs, stream=True))
+        assert chunks  # iteration ended at [DONE], which waited for the commit
+        assert router.state.log.count() == 2 * i + 2
+
+
 def test_classify_works_without_any_backend(fakes, make_router):
     router = make_router({"tiers": {}})
     r = httpx.post(

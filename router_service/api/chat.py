@@ -147,7 +147,11 @@ class ChatRun:
             self.fallbacks = err.fallbacks
         body = err.envelope()
         return LoggedResponse(
-            orjson.dumps(body), err.status, {**err.headers, **self.headers()}, self.finish
+            orjson.dumps(body),
+            err.status,
+            {**err.headers, **self.headers()},
+            self.finish,
+            commit_first=self.state.settings.log_wait,
         )
 
 
@@ -218,13 +222,24 @@ async def _route(request: Request, run: ChatRun) -> Response:
     run.fallbacks = outcome.fallbacks
     if outcome.stream is not None:
         state.inflight += 1  # held until the relay ends
-        return RelayResponse(_relay(run, outcome.stream), run.headers(), run.finish)
+        return RelayResponse(
+            _relay(run, outcome.stream),
+            run.headers(),
+            run.finish,
+            commit_first=settings.log_wait,
+        )
     completion = outcome.completion
     assert completion is not None
     run.status = completion.status
     if completion.status >= 400:
         run.error = f"backend {outcome.slot.backend.name} answered HTTP {completion.status}"
-    return LoggedResponse(completion.body, completion.status, run.headers(), run.finish)
+    return LoggedResponse(
+        completion.body,
+        completion.status,
+        run.headers(),
+        run.finish,
+        commit_first=settings.log_wait,
+    )
 
 
 async def _relay(run: ChatRun, stream: UpstreamStream) -> AsyncGenerator[bytes, None]:

@@ -123,8 +123,11 @@ async def classify(request: Request) -> Response:
             model=first.backend.model if first else None,
             sensitive=sens.sensitive,
         )
-        return LoggedResponse(orjson.dumps(body), 200, headers, finish)
+        wait = state.settings.log_wait
+        return LoggedResponse(orjson.dumps(body), 200, headers, finish, commit_first=wait)
     except ApiError as err:
         status, error = err.status, err.message
         headers = {**err.headers, **decision_headers(rid, decision)}
-        return LoggedResponse(orjson.dumps(err.envelope()), err.status, headers, finish)
+        body = err.envelope()
+        wait = state.settings.log_wait
+        return LoggedResponse(orjson.dumps(body), err.status, headers, finish, commit_first=wait)

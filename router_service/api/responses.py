@@ -1,10 +1,15 @@
-"""Response classes that finish their bookkeeping before the response completes.
+"""Response classes that run the request's bookkeeping (decision log + metrics) at the
+right moment relative to the answer.
 
-``LoggedResponse``: the body goes out, then ``on_finish`` (decision log + metrics) is
-awaited, then the response is closed, so a row is committed before the request ends.
-``RelayResponse``: SSE events are sent as they arrive; a client disconnect is noticed at
-once (not only at the next write) and cancels the relay, which closes the upstream
-request; ``on_finish`` runs after the last chunk, or after the disconnect."""
+``commit_first=False`` (``ROUTER_LOG_WAIT=false``, the default): the answer goes out
+completely, then ``on_finish`` runs (it only queues the log row), so nothing waits for the
+database. ``commit_first=True``: ``on_finish`` (which then awaits the row's COMMIT) runs
+before the answer's last byte: the whole body of a plain response, the ``[DONE]`` event of
+a stream. A client that received the complete answer can rely on its row being committed.
+
+``RelayResponse`` sends SSE events as they arrive; a client disconnect is noticed at once
+(not only at the next write) and cancels the relay, which closes the upstream request;
+``on_finish`` runs exactly once, after the last event or after the disconnect."""
 
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ from starlette.types import Receive, Scope, Send
 Finish = Callable[[], Awaitable[None]]
 
 
+def _is_done_event(chunk: bytes) -> bool:
+    return chunk.lstrip().startswith(b"data: [DONE]")
+
+
 class LoggedResponse(Response):
     def __init__(
         self,
@@ -24,19 +33,33 @@ class LoggedResponse(Response):
         status_code: int,
         headers: Mapping[str, str],
         on_finish: Finish,
+        *,
+        commit_first: bool = False,
         media_type: str = "application/json",
     ) -> None:
         super().__init__(content, status_code, dict(headers), media_type)
         self._on_finish = on_finish
+        self._commit_first = commit_first
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+    async def _finish(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._on_finish()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._commit_first:
+            await self._finish()
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": self.body})
+        finally:
+            if not self._commit_first:
+                await self._finish()
 
 
 class RelayResponse(Response):
@@ -47,11 +70,14 @@ class RelayResponse(Response):
         events: AsyncGenerator[bytes, None],
         headers: Mapping[str, str],
         on_finish: Finish,
+        *,
+        commit_first: bool = False,
     ) -> None:
         self.status_code = 200
         self.background = None
         self._events = events
         self._on_finish = on_finish
+        self._commit_first = commit_first
         self._finished = False
         self.init_headers({**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -70,10 +96,16 @@ class RelayResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
+            held: list[bytes] = []  # commit_first: the [DONE] event waits for the commit
             async for chunk in self._events:
+                if self._commit_first and _is_done_event(chunk):
+                    held.append(chunk)
+                    continue
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await self._close_events()
             await self._finish()
+            for chunk in held:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client went away (servers on ASGI spec >= 2.4 raise on send)

@@ -73,9 +73,9 @@ class RouterState:
     pending_logs: set[asyncio.Future[None]] = field(default_factory=set)
 
     async def write_log(self, make_row: Callable[[], LogRow]) -> None:
-        """One decision-log row. With ``log_wait`` (default) this returns once the row is
-        committed, so the request ends durably logged; otherwise the row is built and
-        written in the background (drained at shutdown). Never raises."""
+        """One decision-log row. With ``log_wait`` this returns once the row is committed
+        (the response's last byte waits for it: ``responses.LoggedResponse``); by default the
+        row is built and written in the background (drained at shutdown). Never raises."""
         if self.settings.log_wait:
             await self._record(make_row)
         else:
