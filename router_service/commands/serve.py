@@ -41,6 +41,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     parser.add_argument("--access-log", action="store_true", help="log every request line")
+    parser.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a reverse proxy)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted by --proxy-headers"
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         "http": _fast("httptools", "httptools", "h11"),
         "log_level": args.log_level,
         "access_log": args.access_log,
+        # Off unless asked for: the router never reads the client address, and the check
+        # costs a middleware pass per request.
+        "proxy_headers": args.proxy_headers,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
         "timeout_keep_alive": 30,
     }
     if args.workers > 1:
