@@ -17,7 +17,12 @@ from typing import Any, Literal, Protocol
 import httpx
 import orjson
 
-from router_service.backends.transport import FastTransport, pool_key, request_head
+from router_service.backends.transport import (
+    FastTransport,
+    RawResponse,
+    pool_key,
+    request_head,
+)
 from router_service.policy import ResolvedBackend
 
 ErrorKind = Literal["connect", "timeout", "status", "protocol"]
@@ -314,8 +319,12 @@ class Backend:
             return Completion(err.status or 400, err.body or b"", UsageStats(), ttfb)
         t = self.config.timeouts
         try:
-            async with asyncio.timeout(max(t.total - ttfb, 0.001)):
-                raw = await response.aread()
+            buffered = response.buffered_body() if isinstance(response, RawResponse) else None
+            if buffered is not None:
+                raw = buffered
+            else:
+                async with asyncio.timeout(max(t.total - ttfb, 0.001)):
+                    raw = await response.aread()
         except TimeoutError:
             raise UpstreamError("timeout", f"{self.name}: body not complete within total") from None
         except httpx.HTTPError as exc:

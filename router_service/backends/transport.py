@@ -191,6 +191,17 @@ class RawResponse:
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         return self._conn.body()
 
+    def buffered_body(self) -> bytes | None:
+        """The whole body if it has already arrived (a small answer usually comes in the
+        same read as its head), else None."""
+        conn = self._conn
+        if not conn.complete or conn.error is not None:
+            return None
+        body = b"".join(conn.chunks)
+        conn.chunks.clear()
+        conn.buffered = 0
+        return body
+
     async def aread(self) -> bytes:
         parts = [chunk async for chunk in self._conn.body()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
