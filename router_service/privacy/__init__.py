@@ -203,10 +203,14 @@ def _scan(text: str, skip: frozenset[str] = frozenset(), first_only: bool = Fals
     if small:
         hits = _triggers_in(text)
         whole = [(0, len(text))]
+        has_digit = "0" in hits
     else:
         scan = _Text(text)
+        has_digit = _ANY_DIGIT.search(text) is not None
     for det, gate in _GATES:
         if det.kind in skip or (first_only and det.kind in found):
+            continue
+        if det.needs_digit and not has_digit:
             continue
         if small:
             if gate.isdisjoint(hits):

@@ -41,6 +41,7 @@ class Detector:
     triggers: tuple[str, ...] = ()  # literals for literal/keyword/full anchors
     before: int = 64  # window margin before an anchor (chars)
     after: int = 64  # window margin after an anchor (chars)
+    needs_digit: bool = False  # the pattern cannot match a text without a digit
 
 
 def _accept(m: re.Match[str], _text: str) -> Span | None:
@@ -369,6 +370,7 @@ DETECTORS: tuple[Detector, ...] = (
         ("ssn", "social security"),
         before=8,
         after=48,
+        needs_digit=True,
     ),
     Detector(
         "national_id",
@@ -379,6 +381,7 @@ DETECTORS: tuple[Detector, ...] = (
         ("bsn", "burgerservice", "sofi"),
         before=8,
         after=64,
+        needs_digit=True,
     ),
     Detector(
         "national_id",
@@ -389,6 +392,7 @@ DETECTORS: tuple[Detector, ...] = (
         ("steuer", "idnr", "tax", "tin"),
         before=8,
         after=96,
+        needs_digit=True,
     ),
     Detector("national_id", "uk_nino", _NINO_RE, _nino, "digits"),
     Detector("phone", "phone_intl", _PHONE_INTL_RE, _phone_intl, "digits"),
@@ -403,5 +407,6 @@ DETECTORS: tuple[Detector, ...] = (
         ("phone", "tel", "mobile", "cell", "fax", "whatsapp", "handy", "call me"),
         before=8,
         after=64,
+        needs_digit=True,
     ),
 )
