@@ -19,12 +19,10 @@ from starlette.responses import Response
 from router_service.api.pipeline import (
     build_log_row,
     check_client_auth,
-    client_flag,
     decision_headers,
     read_body,
     request_id,
-    resolve_target,
-    scan_and_decide,
+    route_request,
 )
 from router_service.api.responses import LoggedResponse, RelayResponse
 from router_service.api.state import RouterState
@@ -183,27 +181,17 @@ async def _route(request: Request, run: ChatRun) -> Response:
     run.data = data
     run.stream = data.get("stream") is True
     req = parse_chat_request(data, max_n=settings.max_n)
-    forced, preferred = resolve_target(
-        req.model, request.headers.get("x-force-route"), state.models
-    )
-    messages = data["messages"]
-    sens, decision = await scan_and_decide(
-        state.scorer,
-        state.policy.routing,
-        messages,
-        client_flag=client_flag(request.headers, req.metadata),
-        forced=forced,
+    routed = await route_request(
+        state,
+        request,
+        model=req.model,
+        metadata=req.metadata,
+        messages=data["messages"],
         body_bytes=len(raw),
     )
+    forced, sens, decision, plan = routed.forced, routed.sensitivity, routed.decision, routed.plan
     run.sensitivity = sens
     run.decision = decision  # observed in the metrics by ``finish``, after the answer went out
-    plan = state.upstream.plan(
-        decision.tier,
-        sensitive=sens.sensitive,
-        forced=forced is not None,
-        preferred=preferred.name if preferred else None,
-        budget_rule=decision.intent,
-    )
     run.extra = {
         "requested_model": req.model,
         "forced": forced,

@@ -15,12 +15,10 @@ from starlette.responses import Response
 from router_service.api.pipeline import (
     build_log_row,
     check_client_auth,
-    client_flag,
     decision_headers,
     read_body,
     request_id,
-    resolve_target,
-    scan_and_decide,
+    route_request,
 )
 from router_service.api.responses import LoggedResponse
 from router_service.api.state import RouterState
@@ -88,25 +86,16 @@ async def classify(request: Request) -> Response:
             if req.messages is not None
             else [{"role": "user", "content": req.prompt}]
         )
-        forced, preferred = resolve_target(
-            req.model, request.headers.get("x-force-route"), state.models
-        )
-        sens, decision = await scan_and_decide(
-            state.scorer,
-            state.policy.routing,
-            messages,
-            client_flag=client_flag(request.headers, req.metadata),
-            forced=forced,
+        routed = await route_request(
+            state,
+            request,
+            model=req.model,
+            metadata=req.metadata,
+            messages=messages,
             body_bytes=len(raw),
         )
+        sens, decision, plan = routed.sensitivity, routed.decision, routed.plan
         state.metrics.observe_decision(decision)
-        plan = state.upstream.plan(
-            decision.tier,
-            sensitive=sens.sensitive,
-            forced=forced is not None,
-            preferred=preferred.name if preferred else None,
-            budget_rule=decision.intent,
-        )
         first = plan.slots[0] if plan.slots else None
         body = decision_json(
             decision,

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -20,6 +21,10 @@ from router_service.privacy import Sensitivity, detect_sensitive, redact, redact
 from router_service.protocol import AUTO_MODEL, FORCE_TIERS, flag_is_true
 from router_service.routing import RoutingPolicy, decide
 from router_service.settings import Settings
+from router_service.upstream import Plan
+
+if TYPE_CHECKING:
+    from router_service.api.state import RouterState
 
 REQUEST_ID_KEY = "router.request_id"
 # Above this body size the privacy scan (linear, but ~60-180 ms for 1 MB) and scoring run
@@ -94,6 +99,47 @@ async def scan_and_decide(
     if body_bytes <= OFFLOAD_BYTES:
         return _scan_and_decide(scorer, routing, messages, client_flag, forced)
     return await asyncio.to_thread(_scan_and_decide, scorer, routing, messages, client_flag, forced)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Where one request goes: the forced tier (if any), its sensitivity, the decision and
+    the upstream plan (backends in the order they will be tried)."""
+
+    forced: Tier | None
+    sensitivity: Sensitivity
+    decision: Decision
+    plan: Plan
+
+
+async def route_request(
+    state: RouterState,
+    request: Request,
+    *,
+    model: str | None,
+    metadata: Mapping[str, Any] | None,
+    messages: Any,
+    body_bytes: int,
+) -> Routed:
+    """A parsed request -> ``Routed`` (forced tier from ``model`` / ``X-Force-Route``,
+    privacy scan + decision, then the plan), as chat completions and classify share it."""
+    forced, preferred = resolve_target(model, request.headers.get("x-force-route"), state.models)
+    sens, decision = await scan_and_decide(
+        state.scorer,
+        state.policy.routing,
+        messages,
+        client_flag=client_flag(request.headers, metadata),
+        forced=forced,
+        body_bytes=body_bytes,
+    )
+    plan = state.upstream.plan(
+        decision.tier,
+        sensitive=sens.sensitive,
+        forced=forced is not None,
+        preferred=preferred.name if preferred else None,
+        budget_rule=decision.intent,
+    )
+    return Routed(forced, sens, decision, plan)
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
