@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from typing import Any
 
 import httpx
@@ -109,3 +111,27 @@ def test_feedback_needs_a_client_key_when_keys_are_set(fakes, policy, make_route
         router, {"request_id": rid, "thumbs": "up"}, headers={"Authorization": "Bearer sk-good"}
     )
     assert ok.status_code == 200
+
+
+def test_feedback_right_after_the_answer_waits_for_its_row(fakes, policy, make_router) -> None:
+    """Rows are committed after the answer by default; a rating posted meanwhile must still
+    find its request. Another connection holds SQLite's write lock, so the row cannot land
+    before the feedback arrives; it lands once the lock is released."""
+    router = make_router(policy, log_wait=False)
+    db = sqlite3.connect(
+        router.settings.sqlite_path, timeout=10, isolation_level=None, check_same_thread=False
+    )
+    db.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, db.execute, ("COMMIT",))
+    try:
+        rid = routed_request_id(router)
+        assert not db.execute(
+            "SELECT 1 FROM decisions WHERE request_id = ?", (rid,)
+        ).fetchall()  # not committed yet: the writer is blocked on the lock
+        release.start()
+        r = post(router, {"request_id": rid, "thumbs": "up"})
+    finally:
+        release.join()
+        db.close()
+    assert r.status_code == 200, r.text
+    assert [row["request_id"] for row in user_feedback(router)] == [rid]

@@ -2,7 +2,9 @@
 
 Body: ``{"request_id", "thumbs": "up"|"down", "score": 1-10, "comment"?}`` with at least
 one of ``thumbs`` / ``score``. Stored with source ``"user"``; posting again for the same
-request replaces the earlier rating. Unknown request id -> 404; a body that is not a JSON
+request replaces the earlier rating. Decision rows still being written when the feedback
+arrives are committed first, so a rating posted right after its answer finds its request.
+Unknown request id -> 404; a body that is not a JSON
 object -> 400; a JSON object with invalid fields -> 422 (OpenAI error envelopes)."""
 
 from __future__ import annotations
@@ -82,5 +84,8 @@ async def post_feedback(request: Request) -> Response:
     state: RouterState = request.app.state.router
     check_client_auth(state.settings, request.headers)
     body = parse_feedback(await read_body(request, state.settings.max_body_bytes))
+    # The rated request's row may still be on its way to the database (rows are written
+    # after the answer by default): let the rows in flight land before looking it up.
+    await state.drain_logs()
     out = await asyncio.to_thread(store_feedback, state, body)
     return Response(orjson.dumps(out), media_type="application/json")
