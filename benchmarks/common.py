@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -174,6 +175,31 @@ def git_commit(root: Path = REPO_ROOT) -> str | None:
     return None
 
 
+# What a benchmark run itself rewrites: not "uncommitted code".
+_OUTPUTS = (
+    ":(exclude)benchmarks/results",
+    ":(exclude)BENCHMARKS.md",
+    ":(exclude)notebooks/*.ipynb",
+)
+
+
+def uncommitted_changes(root: Path = REPO_ROOT) -> list[str] | None:
+    """Tracked files (outside the benchmark outputs) that differ from the commit -> their
+    paths, so a result measured on a dirty tree says so; None if git is not available."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUTS],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sorted(line[3:] for line in out.splitlines() if line.strip())
+
+
 def _common_dir(git: Path) -> Path:
     common = git / "commondir"
     return (git / common.read_text().strip()).resolve() if common.is_file() else git
@@ -189,6 +215,7 @@ def envelope(
         "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "git_commit": git_commit(),
+        "uncommitted_changes": uncommitted_changes(),
         "machine": machine_info(),
         "packages": package_versions(),
         "params": dict(params),
@@ -346,9 +373,15 @@ def fmt_ratio(value: float | None) -> str | None:
 def provenance_line(doc: Mapping[str, Any]) -> str:
     m = doc["machine"]
     commit = (doc.get("git_commit") or "unknown")[:10]
+    dirty = doc.get("uncommitted_changes") or []
+    if dirty:
+        more = f" and {len(dirty) - 5} more files" if len(dirty) > 5 else ""
+        commit += "` + uncommitted changes to `" + "`, `".join(dirty[:5]) + f"`{more}"
+    else:
+        commit += "`"
     quick = " — **quick mode (tiny budget, not a measurement)**" if doc.get("quick") else ""
     return (
-        f"_Measured {doc['timestamp']} at commit `{commit}` on {m['cpu_model']} "
+        f"_Measured {doc['timestamp']} at commit `{commit} on {m['cpu_model']} "
         f"({m['cpu_cores']} cores, {m['ram_gib']} GiB RAM), Python {m['python']}{quick}._"
     )
 

@@ -165,7 +165,16 @@ def proxy_figure(
     return _save(fig, path)
 
 
-def _curve_panel(ax: Any, block: Mapping[str, Any], title: str, reference: float | None) -> None:
+def _curve_panel(
+    ax: Any,
+    block: Mapping[str, Any],
+    title: str,
+    reference: float | None,
+    published_share: tuple[float, float] | None = None,
+) -> None:
+    """One eval set's quality-vs-cost curves; RouteLLM's published figures as references:
+    the APGR in the legend, and (fraction, share) as a star at ``share`` strong calls and
+    ``fraction`` of this set's strong-only accuracy."""
     for name, m in block["scorers"].items():
         c = m["curve"]
         ax.plot(
@@ -183,7 +192,24 @@ def _curve_panel(ax: Any, block: Mapping[str, Any], title: str, reference: float
     ax.set_title(f"{title} (n={block['n']})", fontsize=10)
     if reference is not None:
         ax.plot([], [], " ", label=f"RouteLLM published APGR {reference:.3f}")
+    if published_share is not None:
+        fraction, share = published_share
+        ax.plot(
+            [share],
+            [fraction * block["strong_accuracy"]],
+            marker="*",
+            markersize=13,
+            color="black",
+            linestyle="none",
+            label=f"RouteLLM published: {fraction:.0%} of strong at ≤{share:.0%} strong calls",
+        )
     ax.legend(fontsize=7, loc="lower right")
+
+
+def _target_benchmark(title: str) -> str:
+    """Panel title -> the benchmark its prompts come from ("mmlu->gsm8k (...)" -> gsm8k)."""
+    head = title.split(" ", 1)[0]
+    return head.split("->")[-1]
 
 
 def quality_curves(results: Mapping[str, Any], path: Path | None = None) -> Any:
@@ -192,12 +218,23 @@ def quality_curves(results: Mapping[str, Any], path: Path | None = None) -> Any:
     panels += [
         (f"{p} (leave-one-benchmark-out)", blk) for p, blk in results["routing_lobo"].items()
     ]
-    ref = results.get("reference", {}).get("routellm_mmlu_apgr")
+    reference = results.get("reference", {})
+    ref = reference.get("routellm_mmlu_apgr")
+    shares = reference.get("routellm_announced_share95", {})
+    fraction = reference.get("quality_fraction", 0.95)
     cols = 2
     rows = max(1, math.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(12, 4.3 * rows), squeeze=False)
     for ax, (title, block) in zip(axes.ravel(), panels, strict=False):
-        _curve_panel(ax, block, title, ref if title.startswith("mmlu held") else None)
+        bench = _target_benchmark(title)
+        share = shares.get(bench)
+        _curve_panel(
+            ax,
+            block,
+            title,
+            ref if bench == "mmlu" else None,
+            (fraction, share) if share is not None else None,
+        )
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     fig.suptitle("Quality vs cost (dashed: weak-only and strong-only accuracy)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,39 @@ def test_git_commit_reads_loose_and_packed_refs(tmp_path: Path) -> None:
     assert common.git_commit(tmp_path) == "b" * 40
     (git / "HEAD").write_text("c" * 40 + "\n")
     assert common.git_commit(tmp_path) == "c" * 40
+
+
+def test_uncommitted_changes_name_edited_code_but_not_benchmark_outputs(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for rel in ("code.py", "BENCHMARKS.md", "benchmarks/results/x.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("v1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert common.uncommitted_changes(tmp_path) == []
+    for rel in ("BENCHMARKS.md", "benchmarks/results/x.json"):
+        (tmp_path / rel).write_text("v2\n")
+    (tmp_path / "new_untracked.py").write_text("x\n")
+    assert common.uncommitted_changes(tmp_path) == []
+    (tmp_path / "code.py").write_text("v2\n")
+    assert common.uncommitted_changes(tmp_path) == ["code.py"]
+    assert common.uncommitted_changes(tmp_path / "not-a-repo-dir-missing") is None
+
+
+def test_provenance_line_flags_a_dirty_tree() -> None:
+    doc = {
+        "timestamp": "t",
+        "git_commit": "0123456789abcdef",
+        "machine": {"cpu_model": "cpu", "cpu_cores": 2, "ram_gib": 1.0, "python": "3.11"},
+    }
+    assert "at commit `0123456789` on cpu" in common.provenance_line(doc)
+    doc["uncommitted_changes"] = [f"f{i}.py" for i in range(7)]
+    line = common.provenance_line(doc)
+    assert "`0123456789` + uncommitted changes to `f0.py`" in line
+    assert "`f4.py` and 2 more files on cpu" in line and line.count("`") % 2 == 0
 
 
 def test_update_markdown_rewrites_only_its_section(tmp_path: Path) -> None:

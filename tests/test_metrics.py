@@ -15,6 +15,7 @@ from training.metrics import (
     pgr_curve,
     random_apgr,
     reliability_curve,
+    share_for_quality,
 )
 
 # Four prompts, hand-computed. Score order: 0 (gain +1), 2 (+1), 3 (-1), 1 (0).
@@ -47,6 +48,15 @@ def test_hand_example_cpt() -> None:
     assert cpt(HAND_SCORES, HAND_WEAK, HAND_STRONG, 1.0) == pytest.approx(0.25)
     assert cpt(HAND_SCORES, HAND_WEAK, HAND_STRONG, 2.0) == pytest.approx(0.5)
     assert math.isnan(cpt(HAND_SCORES, HAND_WEAK, HAND_STRONG, 2.5))
+
+
+def test_hand_example_share_for_a_fraction_of_strong_quality() -> None:
+    # 95% of 0.75 = 0.7125 -> PGR 0.85, reached 85% of the way through the first prompt
+    assert share_for_quality(HAND_SCORES, HAND_WEAK, HAND_STRONG, 0.95) == pytest.approx(0.2125)
+    assert share_for_quality(HAND_SCORES, HAND_WEAK, HAND_STRONG, 0.6) == 0.0  # weak is enough
+    assert share_for_quality(HAND_SCORES, HAND_WEAK, HAND_STRONG, 4 / 3) == pytest.approx(0.5)
+    assert math.isnan(share_for_quality(HAND_SCORES, HAND_WEAK, HAND_STRONG, 1.5))
+    assert math.isnan(share_for_quality(HAND_SCORES, [1, 0, 1, 0], [1, 0, 1, 0], 0.95))
 
 
 def test_curve_endpoints_are_weak_and_strong() -> None:

@@ -113,6 +113,19 @@ def cpt(
     return float((k - 1 + min(max(frac, 0.0), 1.0)) / n)
 
 
+def share_for_quality(
+    scores: ArrayLike, weak_correct: ArrayLike, strong_correct: ArrayLike, fraction: float
+) -> float:
+    """Smallest strong share x at which the mix reaches ``fraction`` of the strong-only
+    accuracy (RouteLLM's "95% of GPT-4's performance" framing) -> x in [0, 1]; NaN if the
+    weak/strong gap is empty. 0 when the weak model alone already gets there."""
+    _, weak, strong = _knots(scores, weak_correct, strong_correct)
+    if abs(strong - weak) < 1e-12:
+        return float("nan")
+    target = (fraction * strong - weak) / (strong - weak)
+    return 0.0 if target <= 0 else cpt(scores, weak_correct, strong_correct, target)
+
+
 def random_apgr(
     weak_correct: ArrayLike,
     strong_correct: ArrayLike,
