@@ -9,13 +9,17 @@ Check mode executes a fresh copy of every committed notebook (the files are not 
 and fails when
 
 * a cell raises (the traceback is printed), or a notebook exceeds its time limit;
-* the committed notebook is not what ``--write`` would produce, structurally: its code
-  cells differ from the executed copy's (they never change on execution, so a difference
-  means the file was edited without re-running), a code cell was never run
-  (``execution_count`` missing or out of order), or a cell's committed outputs differ in
-  KIND from the fresh run (e.g. the committed cell shows a PNG and the fresh one does not,
-  or an error was committed). Output VALUES are not compared: timings and sampled numbers
-  legitimately change between runs.
+* the committed notebook is not what ``--write`` would produce: its code cells differ from
+  the executed copy's (they never change on execution, so a difference means the file was
+  edited without re-running), a code cell was never run (``execution_count`` missing or out
+  of order), a cell's committed outputs differ in KIND from the fresh run (e.g. the
+  committed cell shows a PNG and the fresh one does not, or an error was committed), or
+  its printed VALUES differ: the text a cell prints or displays (stdout, ``text/plain``)
+  must read the same, with every number within one unit of its last printed digit (float
+  sums may differ in the last bit between BLAS builds; a stale model, metric or table does
+  not pass). Cells tagged ``volatile`` (timings, memory) are compared by kind only, and
+  training dates inside model versions are ignored. Figures are compared by kind: they
+  draw the numbers the cells print.
 
 Kernels start in the repository root with it on ``PYTHONPATH``, headless matplotlib and
 ``HF_HUB_OFFLINE=1``; caches go under ``.cache/`` like ``make train``."""
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +45,9 @@ NOTEBOOKS: tuple[str, ...] = (
 )
 KERNEL = "python3"
 CELL_TIMEOUT_S = 900
+VOLATILE_TAG = "volatile"  # cell tag: outputs are timings/memory, compared by kind only
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.(\d+))?(?:[eE][-+]?\d+)?(?![\w])")
+_MASKS = ((re.compile(r"learned-\d{8}-"), "learned-<date>-"),)
 
 
 def notebook_paths(names: Sequence[str] = ()) -> list[Path]:
@@ -129,8 +137,59 @@ def static_problems(nb: Any) -> list[str]:
     return problems
 
 
+def printed_text(cell: Any) -> str:
+    """A code cell -> what it printed and displayed as text (stdout + ``text/plain``), with
+    training dates in model versions masked."""
+    parts: list[str] = []
+    for out in cell.get("outputs", []):
+        t = out.get("output_type")
+        if t == "stream" and out.get("name") == "stdout":
+            parts.append(str(out.get("text", "")))
+        elif t in ("display_data", "execute_result") and "image/png" not in out.get("data", {}):
+            parts.append(str(out.get("data", {}).get("text/plain", "")) + "\n")
+    text = "".join(parts)
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _numbers(text: str) -> tuple[str, list[tuple[float, float]]]:
+    """Text -> (the text with numbers replaced by "#", [(value, tolerance)]): tolerance is
+    one unit of the last printed digit (0 for integers)."""
+    values: list[tuple[float, float]] = []
+
+    def take(m: re.Match[str]) -> str:
+        digits = m.group(1)
+        value = float(m.group(0).replace(",", ""))
+        unit = 10.0 ** -len(digits) if digits else 0.0
+        if "e" in m.group(0).lower():
+            unit = abs(value) * 10.0 ** -len(digits or "")
+        values.append((value, unit * (1 + 1e-9)))
+        return "#"
+
+    return _NUMBER.sub(take, text), values
+
+
+def value_differences(committed: str, fresh: str) -> str | None:
+    """Two printed texts -> None if they read the same (numbers within their printed
+    precision), else a short description of the first difference."""
+    skel_a, nums_a = _numbers(committed)
+    skel_b, nums_b = _numbers(fresh)
+    if skel_a != skel_b:
+        la, lb = skel_a.splitlines(), skel_b.splitlines()
+        for i, (x, y) in enumerate(zip(la, lb, strict=False)):
+            if x != y:
+                return f"line {i + 1} reads {x.strip()[:80]!r}, fresh run {y.strip()[:80]!r}"
+        return f"{len(la)} lines committed, {len(lb)} in the fresh run"
+    for (a, tol_a), (b, tol_b) in zip(nums_a, nums_b, strict=True):
+        if abs(a - b) > max(tol_a, tol_b):
+            return f"committed {a:g}, fresh run {b:g}"
+    return None
+
+
 def compare(committed: Any, fresh: Any) -> list[str]:
-    """Committed vs freshly executed notebook -> structural differences."""
+    """Committed vs freshly executed notebook -> differences in code, output kinds and the
+    values cells print (except cells tagged ``volatile``)."""
     problems: list[str] = []
     a = [c for c in committed.cells if c.cell_type == "code"]
     b = [c for c in fresh.cells if c.cell_type == "code"]
@@ -142,6 +201,10 @@ def compare(committed: Any, fresh: Any) -> list[str]:
         ka, kb = output_kinds(ca), output_kinds(cb)
         if ka != kb:
             problems.append(f"code cell {i + 1}: committed outputs {ka}, fresh run {kb}")
+        elif VOLATILE_TAG not in ca.get("metadata", {}).get("tags", []):
+            diff = value_differences(printed_text(ca), printed_text(cb))
+            if diff:
+                problems.append(f"code cell {i + 1}: stale values ({diff}; re-run with --write)")
     return problems
 
 

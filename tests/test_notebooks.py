@@ -51,8 +51,7 @@ def test_static_problems_flags_unrun_and_error_cells() -> None:
 def test_compare_detects_edited_source_and_missing_figure() -> None:
     committed = executed_notebook()
     fresh = copy.deepcopy(committed)
-    fresh.cells[1].outputs[0].text = "2\n"  # values may change between runs
-    fresh.cells[1].outputs.pop()  # so may stderr noise
+    fresh.cells[1].outputs.pop()  # stderr noise may come and go
     assert execute.compare(committed, fresh) == []
     fresh.cells[2].outputs = []
     fresh.cells[1].source = "x = 2\nprint(x)"
@@ -61,6 +60,47 @@ def test_compare_detects_edited_source_and_missing_figure() -> None:
     assert any("image/png" in p for p in problems)
     fresh.cells.append(new_code_cell("y = 3"))
     assert execute.compare(committed, fresh) == ["2 code cells committed, 3 executed"]
+
+
+def test_compare_flags_stale_values_unless_the_cell_is_volatile() -> None:
+    committed = executed_notebook()
+    fresh = copy.deepcopy(committed)
+    fresh.cells[1].outputs[0].text = "2\n"
+    assert execute.compare(committed, fresh) == [
+        "code cell 1: stale values (committed 1, fresh run 2; re-run with --write)"
+    ]
+    committed.cells[1].metadata["tags"] = [execute.VOLATILE_TAG]
+    assert execute.compare(committed, fresh) == []
+
+
+@pytest.mark.parametrize(
+    ("committed", "fresh", "same"),
+    [
+        ("APGR 0.643\n", "APGR 0.644\n", True),  # one unit of the last printed digit
+        ("APGR 0.643\n", "APGR 0.645\n", False),
+        ("n = 2,085 rows", "n = 2,085 rows", True),
+        ("n = 2,085 rows", "n = 2,086 rows", False),  # counts are exact
+        ("p 1.5e-07", "p 1.6e-07", True),
+        ("p 1.5e-07", "p 1.9e-07", False),
+        ("model learned-20261122-a1b9691e", "model learned-20261201-a1b9691e", True),
+        ("model learned-20261122-a1b9691e", "model learned-20261122-0000ffff", False),
+        ("heuristic 0.5", "learned 0.5", False),
+        ("a\nb\n", "a\n", False),
+    ],
+)
+def test_value_differences(committed: str, fresh: str, same: bool) -> None:
+    nb_a, nb_b = executed_notebook(), executed_notebook()
+    nb_a.cells[1].outputs = [new_output("stream", name="stdout", text=committed)]
+    nb_b.cells[1].outputs = [new_output("stream", name="stdout", text=fresh)]
+    a, b = execute.printed_text(nb_a.cells[1]), execute.printed_text(nb_b.cells[1])
+    assert (execute.value_differences(a, b) is None) is same
+
+
+def test_printed_text_reads_stdout_and_plain_text_but_not_figures_or_stderr() -> None:
+    cell = executed_notebook().cells[1]
+    cell.outputs.append(new_output("execute_result", data={"text/plain": "df"}, execution_count=1))
+    assert execute.printed_text(cell) == "1\ndf\n"
+    assert execute.printed_text(executed_notebook().cells[2]) == ""
 
 
 def test_notebook_names_are_resolved() -> None:
