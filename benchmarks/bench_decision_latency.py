@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,8 @@ NOTEBOOK = Budget(
 class Scorers:
     scorers: dict[str, Scorer]
     errors: dict[str, str]
-    baseline_heads_path: Path | None = None
+    # kind -> (pickled heads, MiniLM source) for the subprocess that measures its memory
+    pickled_heads: dict[str, tuple[Path, str]] = field(default_factory=dict)
 
 
 def load_scorers(
@@ -134,12 +135,13 @@ def load_scorers(
 
         data = bl.baseline_data(budget.baseline_rows)
         lr = bl.fit_minilm_baseline(data)
-        out.baseline_heads_path = bl.cached_path(data, bl.BASELINE_NAME)
         minilm = bl.MiniLMSklearnScorer(lr)
         out.scorers[bl.TRANSFORMER_NAME] = bl.TransformerHeadsScorer(
             bl.fit_transformer_heads(data), data.source, minilm.model
         )
         out.scorers[bl.BASELINE_NAME] = minilm
+        for kind in (bl.BASELINE_NAME, bl.TRANSFORMER_NAME):
+            out.pickled_heads[kind] = (bl.cached_path(data, kind), data.source)
     except Exception as exc:  # missing training extras or MiniLM weights
         for k in SLOW:
             out.errors.setdefault(k, f"{type(exc).__name__}: {exc}")
@@ -308,10 +310,11 @@ def serving_rss(
     kinds: Sequence[str],
     prompts: Sequence[str],
     model_dir: Path,
-    heads_path: Path | None,
+    pickled_heads: Mapping[str, tuple[Path, str]],
     timeout: float = 900.0,
 ) -> dict[str, Any]:
-    """One fresh subprocess per scorer kind (``benchmarks.serving_rss``) -> its report."""
+    """One fresh subprocess per scorer kind (``benchmarks.serving_rss``) -> its report;
+    the MiniLM kinds load their pickled heads (``pickled_heads``: kind -> path, source)."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         pfile = Path(tmp) / "prompts.json"
@@ -319,8 +322,9 @@ def serving_rss(
         for kind in kinds:
             cmd = [sys.executable, "-m", "benchmarks.serving_rss", "--scorer", kind]
             cmd += ["--prompts", str(pfile), "--model-dir", str(model_dir)]
-            if heads_path is not None:
-                cmd += ["--heads", str(heads_path)]
+            if kind in pickled_heads:
+                heads, source = pickled_heads[kind]
+                cmd += ["--heads", str(heads), "--source", source]
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, cwd=common.REPO_ROOT
             )
@@ -367,9 +371,9 @@ def run(budget: Budget, model_dir: Path = DEFAULT_MODEL_DIR, transformers: bool 
         src = Path(getattr(loaded.scorers["minilm_sklearn"], "heads").source)  # noqa: B009
         if src.is_dir():
             results["model_size"]["minilm_weights_bytes"] = _dir_bytes(src)
-    kinds = [k for k in ("learned", "heuristic", "minilm_sklearn") if k in loaded.scorers]
+    kinds = [k for k in ORDER if k in loaded.scorers]
     rss_pool = random.Random(1).sample(pool, min(budget.rss_prompts, len(pool)))
-    results["serving_rss"] = serving_rss(kinds, rss_pool, model_dir, loaded.baseline_heads_path)
+    results["serving_rss"] = serving_rss(kinds, rss_pool, model_dir, loaded.pickled_heads)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     results["_rounds"] = rounds  # raw samples, dropped from the JSON (kept for plots)
     return results

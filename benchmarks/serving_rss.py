@@ -2,7 +2,8 @@
 
 Run as a subprocess by ``bench_decision_latency``: starts from a bare interpreter, loads one
 scorer the way the service does (``router_service.scoring.load_scorer`` for ``learned`` and
-``heuristic``; the pickled heads + sentence-transformers for ``minilm_sklearn``), scores
+``heuristic``; the pickled heads + sentence-transformers for ``minilm_sklearn`` and
+``learned_transformer``), scores
 every prompt through ``routing.decide``, and reports the resident set size (VmRSS) after
 import, after load and after scoring, the peak (VmHWM), and which heavy packages ended up
 imported (the serving path must not load torch, scikit-learn, mlflow or ``training``)."""
@@ -40,7 +41,7 @@ def peak_mib() -> float | None:
     return None if kib is None else kib / 1024
 
 
-def _load(kind: str, model_dir: str | None, heads: str | None) -> Any:
+def _load(kind: str, model_dir: str | None, heads: str | None, source: str | None) -> Any:
     if kind in ("learned", "heuristic"):
         from router_service.scoring import load_scorer
 
@@ -48,13 +49,18 @@ def _load(kind: str, model_dir: str | None, heads: str | None) -> Any:
         if error:
             raise RuntimeError(error)
         return scorer
-    if kind == "minilm_sklearn":
+    if kind in ("minilm_sklearn", "learned_transformer"):
         if not heads:
-            raise ValueError("--heads is required for minilm_sklearn")
-        from benchmarks.baselines import MiniLMSklearnScorer
+            raise ValueError(f"--heads is required for {kind}")
+        from benchmarks.baselines import MiniLMSklearnScorer, TransformerHeadsScorer
 
         with open(heads, "rb") as fh:
-            return MiniLMSklearnScorer(pickle.load(fh))
+            fitted = pickle.load(fh)
+        if kind == "minilm_sklearn":
+            return MiniLMSklearnScorer(fitted)
+        if not source:
+            raise ValueError("--source (the MiniLM weights) is required for learned_transformer")
+        return TransformerHeadsScorer(fitted, source)
     raise ValueError(f"unknown scorer kind {kind!r}")
 
 
@@ -63,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorer", required=True)
     parser.add_argument("--prompts", required=True, type=Path, help="JSON list of strings")
     parser.add_argument("--model-dir", default=None)
-    parser.add_argument("--heads", default=None, help="pickled BaselineHeads (minilm_sklearn)")
+    parser.add_argument("--heads", default=None, help="pickled heads of a MiniLM scorer")
+    parser.add_argument("--source", default=None, help="MiniLM weights (learned_transformer)")
     args = parser.parse_args(argv)
 
     prompts = json.loads(args.prompts.read_text(encoding="utf-8"))
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out: dict[str, Any] = {"scorer": args.scorer, "rss_start_mib": rss_mib()}
     t0 = time.perf_counter()
-    scorer = _load(args.scorer, args.model_dir, args.heads)
+    scorer = _load(args.scorer, args.model_dir, args.heads, args.source)
     out["load_seconds"] = round(time.perf_counter() - t0, 3)
     out["rss_loaded_mib"] = rss_mib()
     policy = RoutingPolicy()

@@ -158,4 +158,7 @@ def test_decision_latency_quick_with_transformer_baselines(tmp_path: Path, model
     assert res["not_measured"] == {}
     for scorer in ("learned_transformer", "minilm_sklearn"):
         assert res["latency_us"]["<=32"][scorer]["pooled"]["n"] > 0
-    assert "minilm_sklearn" in res["serving_rss"]
+    for scorer in ("learned_transformer", "minilm_sklearn"):
+        rss = res["serving_rss"][scorer]
+        assert "error" not in rss, rss
+        assert rss["n_prompts"] > 0 and "torch" in rss["heavy_modules_loaded"]

@@ -13,6 +13,7 @@ import pytest
 from router_service.cli import main
 from router_service.logstore import LogRow, create_decision_log
 from router_service.logstore.export import FEEDBACK_COLUMNS, export_rows
+from training.sources import load_feedback
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -98,6 +99,17 @@ def test_only_with_feedback_and_time_window(logged: Path, tmp_path: Path) -> Non
     assert [r["request_id"] for r in read_jsonl(out)] == ["r0", "r1"]
     assert export(logged, out, "--since", "2025-06-02", "--until", "2025-06-03T00:00:00Z") == 0
     assert [r["request_id"] for r in read_jsonl(out)] == ["r1"]
+
+
+def test_exported_feedback_is_training_feedback(logged: Path, tmp_path: Path) -> None:
+    """README's path: ``export-logs --include-feedback`` -> ``train --from-feedback FILE``."""
+    out = tmp_path / "fb.jsonl"
+    assert export(logged, out, "--include-feedback", "--only-with-feedback") == 0
+    rows = load_feedback([out], score_bar=6.0)
+    # r0: newest successful verdict 8/10 on a primary answer -> the cheap tier was enough;
+    # r1: its only judgement failed -> no label
+    assert [(r["messages"][-1]["content"], r["strong_win"]) for r in rows] == [("question 0", 0)]
+    assert [r["strong_win"] for r in load_feedback([out], score_bar=9.0)] == [1]
 
 
 def test_csv(logged: Path, tmp_path: Path) -> None:

@@ -331,13 +331,15 @@ def load_feedback(
 ) -> list[dict[str, Any]]:
     """Judge files (request_id, messages|prompt, tier, score|preference, judge) -> rows.
 
-    Rows with a ``status`` other than "ok" (failed judge calls) are skipped."""
+    Rows whose ``status`` is a word other than "ok" (failed judge calls) are skipped; a
+    numeric ``status`` is the HTTP status of ``export-logs --include-feedback`` rows, whose
+    ``score``/``preference`` columns are the newest successful verdict."""
     rows = []
     for path in files:
         for rec in read_table(path, cache_dir).to_dict("records"):
             status = _clean(rec.get("status"))
-            if status is not None and str(status).lower() != "ok":
-                continue  # a failed judge call carries no verdict
+            if isinstance(status, str) and status.strip().lower() != "ok":
+                continue  # a failed judge call carries no verdict (numbers: HTTP status)
             payload = _payload(rec)
             label = feedback_label(rec, score_bar)
             if payload and label is not None:
