@@ -15,7 +15,8 @@ learns it only from judge feedback, through the project's own pipeline at every 
    with ``benchmarks: []`` (no outcome labels) and that file in ``feedback_globs``;
 4. evaluate: APGR / CPT(50%) of each model's ``strong_win_rate`` on the MMLU and GSM8K
    test splits (``training.evaluate.routing_metrics``), beside the heuristic and the
-   committed model (trained on every outcome label) measured on the same rows.
+   committed model (trained on every outcome label) measured on the same rows, with a 90%
+   bootstrap interval over the test rows (GSM8K's split is small: its curve is noisy).
 
 Everything lives under ``.cache/feedback-curve/`` and is rebuilt on each call."""
 
@@ -50,6 +51,7 @@ class CurveConfig:
     )
     judge_noise: float = 0.1
     judge_concurrency: int = 16
+    bootstrap: int = 300  # resamples of the test rows for the APGR interval
     seed: int = 7
     work_dir: Path = REPO_ROOT / ".cache" / "feedback-curve"
 
@@ -80,6 +82,8 @@ class Curve:
             row: dict[str, Any] = {"judged requests": s.judged, "strong wins": s.positives}
             for bench, m in s.routing.items():
                 row[f"APGR {bench}"] = m["apgr"]
+                if "apgr_lo" in m:
+                    row[f"APGR {bench} 90% interval"] = f"{m['apgr_lo']:.3f}–{m['apgr_hi']:.3f}"
                 row[f"CPT50 {bench}"] = m["cpt50"]
             rows.append(row)
         return pd.DataFrame(rows).set_index("judged requests")
@@ -144,7 +148,28 @@ def _judge_target(url: str) -> Any:
     return Priced(build_backend(ResolvedBackend("strong", config, None, True, None)))
 
 
-def _routing(scorer: Any, corpus: Any, idx_by_bench: dict[str, np.ndarray]) -> dict[str, Any]:
+def apgr_interval(
+    scores: np.ndarray, weak: np.ndarray, strong: np.ndarray, resamples: int, seed: int
+) -> tuple[float, float]:
+    """Bootstrap over the rows -> (5th, 95th) percentile of APGR; NaN when undefined."""
+    from training.metrics import apgr
+
+    rng = np.random.default_rng(seed)
+    n = len(scores)
+    values = []
+    for _ in range(resamples):
+        i = rng.integers(0, n, n)
+        if weak[i].mean() != strong[i].mean():
+            values.append(apgr(scores[i], weak[i], strong[i]))
+    if not values:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [5, 95])
+    return float(lo), float(hi)
+
+
+def _routing(
+    scorer: Any, corpus: Any, idx_by_bench: dict[str, np.ndarray], resamples: int = 0
+) -> dict[str, Any]:
     from training.evaluate import routing_metrics
 
     frame = corpus.frame
@@ -157,12 +182,14 @@ def _routing(scorer: Any, corpus: Any, idx_by_bench: dict[str, np.ndarray]) -> d
             _, win, _ = scorer.predict_batch(convs)
         else:
             win = np.array([scorer.score(m).strong_win_rate for m in convs])
-        m = routing_metrics(
-            np.asarray(win, np.float64),
-            frame["weak_correct"].to_numpy(np.float64)[idx],
-            frame["strong_correct"].to_numpy(np.float64)[idx],
-        )
+        scores = np.asarray(win, np.float64)
+        weak = frame["weak_correct"].to_numpy(np.float64)[idx]
+        strong = frame["strong_correct"].to_numpy(np.float64)[idx]
+        m = routing_metrics(scores, weak, strong)
         out[bench] = {"apgr": m["apgr"], "cpt50": m["cpt50"], "cpt80": m["cpt80"]}
+        if resamples:
+            lo, hi = apgr_interval(scores, weak, strong, resamples, seed=len(idx))
+            out[bench].update(apgr_lo=lo, apgr_hi=hi)
     return out
 
 
@@ -286,7 +313,7 @@ def learning_curve(cfg: CurveConfig = CurveConfig(), progress: bool = True) -> C
                 judged=stats.labelled,
                 positives=stats.positives,
                 model_version=model.version,
-                routing=_routing(model, corpus, test_idx),
+                routing=_routing(model, corpus, test_idx, cfg.bootstrap),
                 judge_seconds=round(summary.elapsed_s, 2),
                 train_seconds=round(train_seconds, 2),
             )
@@ -322,6 +349,16 @@ def plot(curve: Curve, path: Path | None = None) -> Any:
             linewidth=2,
             label="learned, feedback only",
         )
+        if all("apgr_lo" in s.routing[bench] for s in curve.steps):
+            ax.fill_between(
+                x,
+                [s.routing[bench]["apgr_lo"] for s in curve.steps],
+                [s.routing[bench]["apgr_hi"] for s in curve.steps],
+                color=color("learned"),
+                alpha=0.15,
+                linewidth=0,
+                label="90% bootstrap interval (test rows)",
+            )
         for name, routing in curve.baselines.items():
             if bench in routing:
                 ax.axhline(

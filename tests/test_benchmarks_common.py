@@ -167,3 +167,26 @@ def test_summary_lists_missing_results(tmp_path: Path) -> None:
     assert "`proxy`" in text and "Failed" in text
     for name in BENCHMARKS:
         assert f"`{name}`" in text
+
+
+def test_apgr_interval_brackets_the_estimate_and_narrows_with_more_rows() -> None:
+    from benchmarks.feedback_curve import apgr_interval
+    from training.metrics import apgr
+
+    rng = np.random.default_rng(0)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        weak = (rng.random(n) < 0.6).astype(float)
+        strong = np.maximum(weak, rng.random(n) < 0.5).astype(float)
+        return strong - weak + rng.normal(0, 0.7, n), weak, strong  # an informative scorer
+
+    widths = []
+    for n in (150, 3000):
+        scores, weak, strong = sample(n)
+        lo, hi = apgr_interval(scores, weak, strong, resamples=300, seed=1)
+        assert lo < apgr(scores, weak, strong) < hi
+        assert (lo, hi) == apgr_interval(scores, weak, strong, resamples=300, seed=1)
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2
+    same = np.ones(10)
+    assert all(np.isnan(apgr_interval(same, same, same, resamples=20, seed=0)))
