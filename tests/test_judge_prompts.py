@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,42 +17,83 @@ from training import judge_prompts as jp
         ("The answer is correct and concise.\nRating: [[7]]", 7),
         ("Rating: [[10]]", 10),
         ("rating: [[ 3 ]]", 3),
-        ("Mostly right. Rating: [[7.5]]", 8),
-        ("Mostly right. Rating: [[6,5]]", 7),
-        ("Rating: [[8/10]]", 8),
-        ("First I thought [[3]] but on reflection: Rating: [[6]]", 6),
-        ("Good answer.\nRating: 9", 9),
-        ("**Rating:** 4", 4),
-        ("I would give it 5/10.", 5),
-        ("Overall 6 out of 10", 6),
-        ("See [1] and [2]. Rating: 8", 8),
-        ("Final score: 2", 2),
+        ("RATING:[[1]]", 1),
+        ("**Rating:** [[4]]", 4),
+        ("**Rating**: **[[9]]**", 9),
+        ("Rating: [[7]]\n\n", 7),
+        ("Short.\nRating: [[6]]\nRating: [[6]]", 6),  # repeated, not conflicting
+        ("Scored as asked, 7 out of 10.\nRating: [[7]]", 7),  # prose aside the marker
     ],
 )
-def test_parse_rating_accepts_common_forms(reply: str, rating: int) -> None:
+def test_parse_rating_accepts_the_requested_form(reply: str, rating: int) -> None:
     assert jp.parse_rating(reply) == rating
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "why"),
     [
-        "",
-        "   ",
-        "The answer looks fine to me.",
-        "Rating: [[0]]",
-        "Rating: [[11]]",
-        "Rating: [[seven]]",
-        "Rating: 42",
+        ("", "empty"),
+        ("   ", "empty"),
+        ("The answer looks fine to me.", "no 'Rating"),
+        # prose ratings without the requested form are not read as scores
+        ("Good answer.\nRating: 9", "no 'Rating"),
+        ("**Rating:** 4", "no 'Rating"),
+        ("I would give it 5/10.", "no 'Rating"),
+        ("Overall 6 out of 10", "no 'Rating"),
+        ("See [1] and [2]. I rate it [5].", "no 'Rating"),
+        ("Final score of 3", "no 'Rating"),
+        ("[[7]]", "no 'Rating"),  # brackets without the label
+        ("Overrating: [[7]]", "no 'Rating"),
+        ("Rating: [[0]]", "integer 1-10"),
+        ("Rating: [[11]]", "integer 1-10"),
+        ("Rating: [[seven]]", "integer 1-10"),
+        ("Mostly right. Rating: [[7.5]]", "integer 1-10"),
+        ("Rating: [[8/10]]", "integer 1-10"),
+        ("Rating: [[N]] ... Rating: [[7]]", "integer 1-10"),
+        ("Rating: [[3]]\nOn reflection, Rating: [[6]]", "conflicting"),
+        ("First I thought [[3]] but on reflection: Rating: [[6]]", "conflicting"),
     ],
 )
-def test_parse_rating_refuses_garbage(reply: str) -> None:
-    with pytest.raises(jp.JudgeParseError):
+def test_parse_rating_refuses_anything_else(reply: str, why: str) -> None:
+    with pytest.raises(jp.JudgeParseError, match=re.escape(why)):
         jp.parse_rating(reply)
 
 
-@given(st.integers(1, 10), st.text(max_size=200))
-def test_parse_rating_finds_the_requested_form_after_any_prose(n: int, prose: str) -> None:
-    assert jp.parse_rating(f"{prose}\nRating: [[{n}]]") == n
+def test_the_prompts_ask_for_the_forms_the_parsers_read() -> None:
+    asked = re.search(r"format: (Rating: \[\[N\]\]) where N is an integer", jp.SINGLE_TEMPLATE)
+    assert asked is not None
+    assert [jp.parse_rating(asked.group(1).replace("N", str(n))) for n in (1, 10)] == [1, 10]
+    asked = re.search(r"format: (Verdict: )\[\[A\]\]", jp.PAIRWISE_TEMPLATE)
+    assert asked is not None
+    letters = re.findall(r"\[\[([A-Z])\]\]", jp.PAIRWISE_TEMPLATE)
+    assert letters == ["A", "B", "C"]
+    assert [jp.parse_verdict(f"{asked.group(1)}[[{x}]]") for x in letters] == letters
+
+
+no_brackets = st.text(alphabet=st.characters(blacklist_characters="[]"), max_size=200)
+
+
+@given(st.integers(1, 10), no_brackets, st.sampled_from(["Rating:", "rating :", "**Rating:**"]))
+def test_parse_rating_finds_the_requested_form_after_any_prose(
+    n: int, prose: str, label: str
+) -> None:
+    assert jp.parse_rating(f"{prose}\n{label} [[{n}]]") == n
+
+
+@given(st.text(max_size=300).filter(lambda t: "[[" not in t))
+def test_parse_rating_never_reads_prose_without_the_form(text: str) -> None:
+    with pytest.raises(jp.JudgeParseError):
+        jp.parse_rating(text)
+
+
+@given(st.integers(1, 10), st.integers(1, 10), no_brackets)
+def test_two_different_ratings_are_a_failure(n: int, m: int, prose: str) -> None:
+    reply = f"Rating: [[{n}]]\n{prose}\nRating: [[{m}]]"
+    if n == m:
+        assert jp.parse_rating(reply) == n
+    else:
+        with pytest.raises(jp.JudgeParseError, match="conflicting"):
+            jp.parse_rating(reply)
 
 
 @given(st.text(max_size=300))
@@ -67,20 +110,43 @@ def test_parse_rating_never_returns_out_of_range(text: str) -> None:
     [
         ("A is more accurate.\nVerdict: [[A]]", "A"),
         ("Verdict: [[b]]", "B"),
-        ("They are equivalent. [[C]]", "C"),
-        ("Verdict: B", "B"),
-        ("Verdict: tie", "C"),
-        ("[[A]] at first glance, but really [[B]]", "B"),
+        ("They are equivalent.\n**Verdict:** [[C]]", "C"),
+        ("verdict :[[ A ]]", "A"),
+        ("Answer [[B]] is clearer.\nVerdict: [[B]]", "B"),  # agreeing bracket
     ],
 )
 def test_parse_verdict(reply: str, verdict: str) -> None:
     assert jp.parse_verdict(reply) == verdict
 
 
-@pytest.mark.parametrize("reply", ["", "Both answers have merit.", "Verdict: [[D]]"])
-def test_parse_verdict_refuses_garbage(reply: str) -> None:
-    with pytest.raises(jp.JudgeParseError):
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        ("", "empty"),
+        ("Both answers have merit.", "no 'Verdict"),
+        ("They are equivalent. [[C]]", "no 'Verdict"),
+        ("Verdict: B", "no 'Verdict"),
+        ("Verdict: tie", "no 'Verdict"),
+        ("Verdict: [[D]]", "A, B or C"),
+        ("Verdict: [[tie]]", "A, B or C"),
+        ("Verdict: [[A]] at first glance, but really Verdict: [[B]]", "conflicting"),
+        ("[[A]] at first glance, but really Verdict: [[B]]", "conflicting"),
+    ],
+)
+def test_parse_verdict_refuses_anything_else(reply: str, why: str) -> None:
+    with pytest.raises(jp.JudgeParseError, match=re.escape(why)):
         jp.parse_verdict(reply)
+
+
+@given(st.sampled_from("ABCabc"), no_brackets)
+def test_parse_verdict_finds_the_requested_form_after_any_prose(letter: str, prose: str) -> None:
+    assert jp.parse_verdict(f"{prose}\nVerdict: [[{letter}]]") == letter.upper()
+
+
+@given(st.text(max_size=300).filter(lambda t: "[[" not in t))
+def test_parse_verdict_never_reads_prose_without_the_form(text: str) -> None:
+    with pytest.raises(jp.JudgeParseError):
+        jp.parse_verdict(text)
 
 
 @pytest.mark.parametrize(
@@ -125,4 +191,5 @@ def test_long_inputs_are_bounded() -> None:
 def test_rationale_drops_the_rating_line() -> None:
     reply = "Correct, but the second step is unexplained.\nRating: [[7]]"
     assert jp.rationale_of(reply) == "Correct, but the second step is unexplained."
+    assert jp.rationale_of("Fine.\n**Rating:** [[7]]") == "Fine."
     assert len(jp.rationale_of("word " * 1000)) <= jp.MAX_RATIONALE_CHARS

@@ -17,11 +17,11 @@ import pytest
 
 from fakes.llm import openai_completion
 from fakes.server import FakeUpstream, Recorded, Reply
-from router_service.backends import build_backend
 from router_service.logstore import DecisionLog, LogRow, create_decision_log
 from router_service.policy import BackendConfig, Price, ResolvedBackend, Timeouts
 from training import judge_cli
-from training.judge import JudgeOptions, Priced, judge_key, run_judge, sampled
+from training.judge import JudgeOptions, judge_key, run_judge, sampled, worst_case_cost
+from training.judge_calls import Priced
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PRICE_IN, PRICE_OUT = 2.0, 8.0  # USD / 1M tokens
@@ -74,18 +74,22 @@ def judge_server() -> Iterator[FakeUpstream]:
     server.stop()
 
 
-def priced(url: str, model: str = "judge-model", timeout: float = 5.0) -> Priced:
+def priced(
+    url: str,
+    model: str = "judge-model",
+    timeout: float = 5.0,
+    prices: tuple[float, float] = (PRICE_IN, PRICE_OUT),
+) -> Priced:
+    """A judge endpoint at ``url``, built as the CLI builds it."""
     config = BackendConfig(
-        name="judge",
+        name=model,
         type="openai",
         base_url=f"{url}/v1",
         model=model,
         timeouts=Timeouts(connect=1.0, first_byte=timeout, idle=timeout, total=timeout),
-        price=Price(input_per_1m=PRICE_IN, output_per_1m=PRICE_OUT),
+        price=Price(input_per_1m=prices[0], output_per_1m=prices[1]),
     )
-    return Priced(
-        build_backend(ResolvedBackend("strong", config, None, True, None)), PRICE_IN, PRICE_OUT
-    )
+    return Priced.of(ResolvedBackend("strong", config, None, True, None))
 
 
 def fast_opts(**kw: Any) -> JudgeOptions:
@@ -131,8 +135,16 @@ def test_ratings_are_stored_with_cost(decision_log, judge_server) -> None:
     assert "question number" in body["messages"][1]["content"]
 
 
-def test_unparsable_reply_is_a_failure_not_a_score(decision_log, judge_server) -> None:
-    judge_server.responder = lambda rec: chat_reply("It is a fine answer, I suppose.")
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "It is a fine answer, I suppose.",
+        "I would give it 7/10.",  # a rating in prose, not in the requested form
+        "Rating: [[3]]\nOn second thought, Rating: [[8]]",  # conflicting ratings
+    ],
+)
+def test_unparsable_reply_is_a_failure_not_a_score(decision_log, judge_server, reply) -> None:
+    judge_server.responder = lambda rec: chat_reply(reply)
     summary = judge(decision_log, priced(judge_server.url), fast_opts())
     rows = judged(decision_log)
     assert summary.ok == 0 and summary.failed == 6
@@ -245,13 +257,16 @@ def test_sampling_is_deterministic() -> None:
 
 
 def test_spend_cap_stops_scheduling(decision_log, judge_server) -> None:
-    # Each start reserves a pre-call estimate (~0.003 USD here) on top of what was spent:
-    # a cap of 2.5 calls' worth lets at most two requests start.
-    opts = fast_opts(concurrency=1, max_spend_usd=2.5 * ONE_CALL_USD)
-    summary = judge(decision_log, priced(judge_server.url), opts)
+    # One at a time, a request starts while what was spent plus its worst case fits: here
+    # after 0, 1 and 2 requests (ONE_CALL_USD each), not after 3.
+    target = priced(judge_server.url)
+    worst = worst_case_cost(next(decision_log.iter_rows()), JudgeOptions(), target, None)
+    assert worst > ONE_CALL_USD
+    cap = worst + 2.5 * ONE_CALL_USD
+    summary = judge(decision_log, target, fast_opts(concurrency=1, max_spend_usd=cap))
     assert summary.stopped_by_budget
-    assert 1 <= summary.ok <= 2 and summary.ok + summary.not_started == 6
-    assert summary.cost_usd <= 2.5 * ONE_CALL_USD
+    assert summary.ok == 3 and summary.not_started == 3
+    assert summary.cost_usd == pytest.approx(3 * ONE_CALL_USD)
 
 
 def test_rerun_is_idempotent_and_retries_failures(decision_log, judge_server) -> None:

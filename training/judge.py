@@ -6,17 +6,21 @@ idempotent and an interrupted run continues where it stopped. ``run_judge`` grad
 concurrently (asyncio + the router's own httpx backends): ``single`` mode asks for a 1-10
 rating of the logged answer; ``pairwise`` mode also gets the strong tier's answer and asks
 which is better in both orders (inconsistent verdicts -> tie). Calls are rate limited and
-retried with exponential backoff on 429/5xx/timeouts; each request yields exactly one
-feedback row (status "ok" with score/preference, or "failed" with the error, never a
-made-up score) with its cost from token usage x the judge's prices. A spend cap stops
-scheduling new work once reached. CLI: ``training.judge_cli``."""
+retried on 429/5xx/timeouts (``training.judge_calls``: Retry-After, else exponential
+backoff); each request yields exactly one feedback row (status "ok" with score/preference,
+or "failed" with the error, never a made-up score) with its cost from token usage x the
+endpoints' prices (estimated when an endpoint reports no usage, and summarised apart).
+
+The spend cap is a hard bound: a request starts only if its worst-case cost
+(``worst_case_cost``), on top of what was spent and what in-flight requests reserved at
+their worst case, stays within ``max_spend_usd``; a finished request releases its
+reservation down to its actual cost. CLI: ``training.judge_cli``."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import hashlib
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,26 +30,19 @@ from typing import Any, Literal
 
 import orjson
 
-from router_service.backends import Backend, UpstreamError
 from router_service.logstore import DecisionLog
 from training import judge_prompts as jp
-
-log = logging.getLogger("training.judge")
+from training.judge_calls import (
+    Caller,
+    CallFailed,
+    Priced,
+    RateLimiter,
+    RetryPolicy,
+    SpendBudget,
+    Tally,
+)
 
 Mode = Literal["single", "pairwise"]
-CHARS_PER_TOKEN = 4.0
-
-
-@dataclass(frozen=True, slots=True)
-class Priced:
-    """A backend to call and its prices (USD per 1M tokens)."""
-
-    backend: Backend
-    price_in: float = 0.0
-    price_out: float = 0.0
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
 
 
 @dataclass(slots=True)
@@ -64,15 +61,25 @@ class JudgeOptions:
     max_retries: int = 4
     backoff_base_s: float = 0.5
     backoff_max_s: float = 20.0
+    retry_after_max_s: float = 120.0  # longest server-requested wait honoured
     timeout_s: float = 60.0  # one judge call, all of it
     max_tokens: int = 512  # judge reply budget
     answer_max_tokens: int = 1024  # strong tier's answer (pairwise)
     progress: bool = True
 
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.max_retries,
+            self.backoff_base_s,
+            self.backoff_max_s,
+            self.retry_after_max_s,
+            self.timeout_s,
+        )
+
 
 @dataclass(slots=True)
 class Verdict:
-    """What one request's judgement produced (one feedback row)."""
+    """What one request's judgement produced (one feedback row) and what its calls cost."""
 
     request_id: str
     status: Literal["ok", "failed"]
@@ -80,15 +87,14 @@ class Verdict:
     preference: str | None = None
     rationale: str | None = None
     error: str | None = None
-    cost_usd: float = 0.0
-    calls: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    tally: Tally = field(default_factory=Tally)
 
 
 @dataclass(slots=True)
 class JudgeSummary:
+    """A run's counts. ``cost_usd`` is all spend; ``cost_estimated_usd`` the part of it
+    priced from estimated tokens (``calls_without_usage`` calls reported no usage)."""
+
     judge_model: str
     mode: Mode
     considered: int = 0
@@ -103,6 +109,8 @@ class JudgeSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cost_estimated_usd: float = 0.0
+    calls_without_usage: int = 0
     elapsed_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -110,11 +118,44 @@ class JudgeSummary:
     def judged_per_s(self) -> float:
         return (self.ok + self.failed) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @property
+    def cost_reported_usd(self) -> float:
+        """Spend priced from the usage the endpoints reported."""
+        return max(0.0, self.cost_usd - self.cost_estimated_usd)
+
+    def add(self, v: Verdict) -> None:
+        """Count one finished request."""
+        if v.status == "ok":
+            self.ok += 1
+        else:
+            self.failed += 1
+            kind = (v.error or "error").split(":")[0][:60]
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+        t = v.tally
+        self.calls += t.calls
+        self.retries += t.retries
+        self.prompt_tokens += t.prompt_tokens
+        self.completion_tokens += t.completion_tokens
+        self.cost_usd += t.cost_usd
+        self.cost_estimated_usd += t.cost_estimated_usd
+        self.calls_without_usage += t.calls_without_usage
+
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["cost_reported_usd"] = self.cost_reported_usd
         out["judged_per_s"] = round(self.judged_per_s, 3)
         out["calls_per_s"] = round(self.calls / self.elapsed_s, 3) if self.elapsed_s else 0.0
         return out
+
+    def describe_cost(self) -> str:
+        """ "$0.0123" or, when some calls reported no usage, "$0.0123 ($0.0040 estimated:
+        3 calls without usage)"."""
+        if not self.calls_without_usage:
+            return f"${self.cost_usd:.4f}"
+        return (
+            f"${self.cost_usd:.4f} (${self.cost_estimated_usd:.4f} estimated: "
+            f"{self.calls_without_usage} calls without usage)"
+        )
 
     def describe(self) -> str:
         return (
@@ -123,7 +164,7 @@ class JudgeSummary:
             f"{' (spend cap reached)' if self.stopped_by_budget else ''}; "
             f"{self.calls} calls ({self.retries} retries) in {self.elapsed_s:.1f}s = "
             f"{self.judged_per_s:.2f} requests/s; tokens {self.prompt_tokens} in / "
-            f"{self.completion_tokens} out; cost ${self.cost_usd:.4f}"
+            f"{self.completion_tokens} out; cost {self.describe_cost()}"
         )
 
 
@@ -181,85 +222,46 @@ def select_rows(
     return out
 
 
-class RateLimiter:
-    """At most ``rps`` call starts per second (evenly spaced); 0 = unlimited."""
-
-    def __init__(self, rps: float) -> None:
-        self.interval = 1.0 / rps if rps > 0 else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        if self.interval <= 0:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            wait = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if wait > 0:
-            await asyncio.sleep(wait)
+def strong_request(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Logged messages -> the chat messages that ask the strong tier for its answer."""
+    return [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in messages]
 
 
-class CallFailed(Exception):
-    """A call that failed for good (after retries, or a non-retryable client error)."""
-
-
-def _tokens(text: str) -> int:
-    return max(1, round(len(text) / CHARS_PER_TOKEN))
-
-
-class Caller:
-    """One chat completion with rate limiting, retries and usage accounting."""
-
-    def __init__(self, opts: JudgeOptions, limiter: RateLimiter, rng: random.Random) -> None:
-        self.opts = opts
-        self.limiter = limiter
-        self.rng = rng
-
-    async def chat(
-        self, target: Priced, messages: list[dict[str, str]], max_tokens: int, v: Verdict
-    ) -> str:
-        body = {"model": target.backend.model, "messages": messages, "max_tokens": max_tokens}
-        body["temperature"] = 0.0
-        last = "no attempt made"
-        for attempt in range(self.opts.max_retries + 1):
-            if attempt:
-                v.retries += 1
-                cap = min(self.opts.backoff_max_s, self.opts.backoff_base_s * 2 ** (attempt - 1))
-                await asyncio.sleep(cap * (0.5 + 0.5 * self.rng.random()))
-            await self.limiter.acquire()
-            v.calls += 1
-            try:
-                async with asyncio.timeout(self.opts.timeout_s):
-                    done = await target.backend.complete(body)
-            except TimeoutError:
-                last = f"timeout after {self.opts.timeout_s:g}s"
-                continue
-            except UpstreamError as exc:
-                last = exc.message
-                if not exc.retryable:
-                    raise CallFailed(last) from None
-                continue
-            if done.status >= 400:  # non-retryable client error (400, 401, 404 ...)
-                raise CallFailed(f"HTTP {done.status}: {_error_message(done.body)}")
-            text = done.stats.answer
-            p_tok = done.stats.prompt_tokens
-            c_tok = done.stats.completion_tokens
-            p_tok = p_tok if p_tok is not None else _tokens(orjson.dumps(messages).decode())
-            c_tok = c_tok if c_tok is not None else _tokens(text)
-            v.prompt_tokens += p_tok
-            v.completion_tokens += c_tok
-            v.cost_usd += target.cost(p_tok, c_tok)
-            return text
-        raise CallFailed(f"gave up after {self.opts.max_retries + 1} attempts: {last}")
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-        return str(data["error"]["message"])[:300]
-    except Exception:
-        return body.decode("utf-8", "replace")[:300]
+async def _pairwise(
+    v: Verdict,
+    messages: list[dict[str, Any]],
+    answer: str,
+    opts: JudgeOptions,
+    judge: Priced,
+    strong: Priced | None,
+    caller: Caller,
+) -> None:
+    """Strong answer, then both orders judged -> ``v.preference`` and ``v.rationale``."""
+    if strong is None:
+        raise CallFailed("pairwise mode needs a strong-tier backend")
+    strong_answer = await caller.chat(
+        strong, strong_request(messages), opts.answer_max_tokens, v.tally
+    )
+    if not strong_answer.strip():
+        raise CallFailed("the strong tier returned an empty answer")
+    orders = ((answer, strong_answer), (strong_answer, answer))
+    replies = await asyncio.gather(  # both orders; both finish (and are paid for)
+        *(
+            caller.chat(judge, jp.pairwise_messages(messages, a, b), opts.max_tokens, v.tally)
+            for a, b in orders
+        ),
+        return_exceptions=True,
+    )
+    for outcome in replies:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    first, second = str(replies[0]), str(replies[1])
+    a, b = jp.parse_verdict(first), jp.parse_verdict(second)
+    v.preference = jp.combine_pairwise(a, b)
+    v.rationale = (
+        f"cheap-first verdict {a}, strong-first verdict {b} -> {v.preference}. "
+        + jp.rationale_of(first)
+    )[: jp.MAX_RATIONALE_CHARS]
 
 
 async def judge_row(
@@ -271,41 +273,16 @@ async def judge_row(
 ) -> Verdict:
     """One logged exchange -> ``Verdict`` (never raises for a judge/upstream failure)."""
     v = Verdict(str(row["request_id"]), "failed")
-    messages = [m for m in row.get("messages") or [] if isinstance(m, dict)]
+    messages = _messages(row)
     answer = str(row.get("answer") or "")
     try:
         if opts.mode == "single":
-            reply = await caller.chat(
-                judge, jp.single_messages(messages, answer), opts.max_tokens, v
-            )
+            single = jp.single_messages(messages, answer)
+            reply = await caller.chat(judge, single, opts.max_tokens, v.tally)
             v.score = jp.parse_rating(reply)
             v.rationale = jp.rationale_of(reply)
         else:
-            if strong is None:
-                raise CallFailed("pairwise mode needs a strong-tier backend")
-            ask = [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in messages]
-            strong_answer = await caller.chat(strong, ask, opts.answer_max_tokens, v)
-            if not strong_answer.strip():
-                raise CallFailed("the strong tier returned an empty answer")
-            replies = await asyncio.gather(  # both orders; both finish (and are paid for)
-                caller.chat(
-                    judge, jp.pairwise_messages(messages, answer, strong_answer), opts.max_tokens, v
-                ),
-                caller.chat(
-                    judge, jp.pairwise_messages(messages, strong_answer, answer), opts.max_tokens, v
-                ),
-                return_exceptions=True,
-            )
-            for outcome in replies:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            first, second = str(replies[0]), str(replies[1])
-            a, b = jp.parse_verdict(first), jp.parse_verdict(second)
-            v.preference = jp.combine_pairwise(a, b)
-            v.rationale = (
-                f"cheap-first verdict {a}, strong-first verdict {b} -> {v.preference}. "
-                + jp.rationale_of(first)
-            )[: jp.MAX_RATIONALE_CHARS]
+            await _pairwise(v, messages, answer, opts, judge, strong, caller)
         v.status = "ok"
     except jp.JudgeParseError as exc:
         v.error = f"unparsable judge reply: {exc}"
@@ -314,12 +291,36 @@ async def judge_row(
     return v
 
 
-def _estimate_cost(row: Mapping[str, Any], opts: JudgeOptions, judge: Priced) -> float:
-    """Rough pre-call cost of one request (for the spend cap before any usage is known)."""
-    chars = len(orjson.dumps(row.get("messages") or [])) + len(str(row.get("answer") or ""))
-    p_tok = round((chars + 2000) / CHARS_PER_TOKEN)  # + the grading template
-    one = judge.cost(p_tok, opts.max_tokens // 2)
-    return one if opts.mode == "single" else 3 * one
+def _messages(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in row.get("messages") or [] if isinstance(m, dict)]
+
+
+def prompt_tokens_bound(messages: list[dict[str, str]]) -> int:
+    """Chat messages -> an upper bound on their prompt tokens: the bytes of their JSON.
+    A tokenizer never needs more than one token per UTF-8 byte of text (byte-level BPE,
+    SentencePiece with byte fallback), and the JSON keys and quotes around each message
+    outweigh the few tokens a chat template adds per message."""
+    return len(orjson.dumps(messages))
+
+
+def worst_case_cost(
+    row: Mapping[str, Any], opts: JudgeOptions, judge: Priced, strong: Priced | None
+) -> float:
+    """One request -> the most its calls can cost (USD) when each succeeds once: prompts
+    at ``prompt_tokens_bound``, every reply at its ``max_tokens``. Pairwise adds the strong
+    tier's answer at its own price (``answer_max_tokens``) and counts that answer, unknown
+    yet, at its longest in both judge prompts (``jp.MAX_ANSWER_PROMPT_TOKENS``). Failed
+    attempts (timeouts, 5xx) report no usage and are charged nothing by the run."""
+    messages = _messages(row)
+    answer = str(row.get("answer") or "")
+    if opts.mode == "single":
+        single = jp.single_messages(messages, answer)
+        return judge.cost(prompt_tokens_bound(single), opts.max_tokens)
+    ask = strong_request(messages)
+    strong_cost = strong.cost(prompt_tokens_bound(ask), opts.answer_max_tokens) if strong else 0.0
+    known = prompt_tokens_bound(jp.pairwise_messages(messages, answer, ""))
+    one_judge = judge.cost(known + jp.MAX_ANSWER_PROMPT_TOKENS, opts.max_tokens)
+    return strong_cost + 2 * one_judge
 
 
 def _store(decision_log: DecisionLog, key: str, v: Verdict) -> None:
@@ -332,7 +333,7 @@ def _store(decision_log: DecisionLog, key: str, v: Verdict) -> None:
         rationale=v.rationale,
         status=v.status,
         error=v.error,
-        cost_usd=round(v.cost_usd, 8),
+        cost_usd=round(v.tally.cost_usd, 8),
         replace=True,  # a previous "failed" row is overwritten by this attempt
     )
 
@@ -351,54 +352,40 @@ async def run_judge(
     summary = JudgeSummary(key, opts.mode)
     started = time.monotonic()
     rows = await asyncio.to_thread(select_rows, decision_log, key, opts, summary)
-    caller = Caller(opts, RateLimiter(opts.rps), random.Random(opts.seed))
+    caller = Caller(opts.retry_policy(), RateLimiter(opts.rps), random.Random(opts.seed))
+    budget = SpendBudget(opts.max_spend_usd) if opts.max_spend_usd is not None else None
     # One writer thread: concurrent SQLite commits from many threads only contend.
     writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-db")
     loop = asyncio.get_running_loop()
     pending: Iterator[dict[str, Any]] = iter(rows)
-    reserved: dict[int, float] = {}
-    lock = asyncio.Lock()
+    lock = asyncio.Lock()  # rows start in order, each once its reservation fits
 
-    async def next_row(worker: int) -> dict[str, Any] | None:
+    async def next_row() -> tuple[dict[str, Any], float] | None:
         async with lock:
-            row = next(pending, None)
+            row = next(pending, None) if not summary.stopped_by_budget else None
             if row is None:
                 return None
-            if opts.max_spend_usd is not None:
-                est = _estimate_cost(row, opts, judge)
-                if summary.cost_usd + sum(reserved.values()) + est > opts.max_spend_usd:
-                    summary.stopped_by_budget = True
-                    summary.not_started += 1
-                    return None
-                reserved[worker] = est
-            return row
+            worst = worst_case_cost(row, opts, judge, strong)
+            if budget is not None and not await budget.reserve(worst):
+                summary.stopped_by_budget = True
+                summary.not_started += 1
+                return None
+            return row, worst
 
-    async def worker(n: int) -> None:
-        while not summary.stopped_by_budget:
-            row = await next_row(n)
-            if row is None:
-                return
+    async def worker() -> None:
+        while (got := await next_row()) is not None:
+            row, worst = got
             verdict = await judge_row(row, opts, judge, strong, caller)
+            if budget is not None:
+                await budget.settle(worst, verdict.tally.cost_usd)
             await loop.run_in_executor(writer, _store, decision_log, key, verdict)
-            async with lock:
-                reserved.pop(n, None)
-                if verdict.status == "ok":
-                    summary.ok += 1
-                else:
-                    summary.failed += 1
-                    kind = (verdict.error or "error").split(":")[0][:60]
-                    summary.errors[kind] = summary.errors.get(kind, 0) + 1
-                summary.calls += verdict.calls
-                summary.retries += verdict.retries
-                summary.prompt_tokens += verdict.prompt_tokens
-                summary.completion_tokens += verdict.completion_tokens
-                summary.cost_usd += verdict.cost_usd
+            summary.add(verdict)
             if on_progress is not None:
                 on_progress(summary, len(rows))
 
     n_workers = max(1, min(opts.concurrency, len(rows)))
     try:
-        await asyncio.gather(*(worker(i) for i in range(n_workers)))
+        await asyncio.gather(*(worker() for _ in range(n_workers)))
     finally:
         writer.shutdown(wait=True)
     summary.not_started += sum(1 for _ in pending)

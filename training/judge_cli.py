@@ -2,7 +2,10 @@
 
 The judge is any OpenAI-compatible endpoint: by default the strong tier's first enabled
 backend of the policy, or ``--judge-backend NAME``, or ``--judge-base-url`` +
-``--judge-model`` (prices from ``--judge-price-in/out``, USD per 1M tokens)."""
+``--judge-model`` (key from the variable named by ``--judge-api-key-env``, prices from
+``--judge-price-in/out``, USD per 1M tokens). Pairwise mode also asks the strong tier:
+the policy's, or ``--strong-base-url`` + ``--strong-model`` with ``--strong-api-key-env``
+and ``--strong-price-in/out``. ``--max-spend`` needs a price on some endpoint."""
 
 from __future__ import annotations
 
@@ -12,11 +15,11 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from router_service.backends import build_backend
 from router_service.decision import TIERS
 from router_service.intents import INTENTS
 from router_service.logstore import create_decision_log
@@ -29,7 +32,8 @@ from router_service.policy import (
     load_policy,
     resolve_backends,
 )
-from training.judge import JudgeOptions, JudgeSummary, Priced, run_judge
+from training.judge import JudgeOptions, JudgeSummary, run_judge
+from training.judge_calls import Priced
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -76,6 +80,9 @@ def register(subparsers: Any) -> None:
     j.add_argument("--mode", choices=["single", "pairwise"], default="single")
     j.add_argument("--strong-base-url", help="pairwise: OpenAI-compatible strong model URL")
     j.add_argument("--strong-model", help="pairwise: model name at --strong-base-url")
+    j.add_argument("--strong-api-key-env", help="environment variable holding the strong key")
+    j.add_argument("--strong-price-in", type=float, help="USD / 1M input tokens (strong)")
+    j.add_argument("--strong-price-out", type=float, help="USD / 1M output tokens (strong)")
     s = p.add_argument_group("which requests")
     s.add_argument("--tier", action="append", choices=TIERS, help="repeatable (local, primary)")
     s.add_argument("--intent", action="append", choices=INTENTS, help="repeatable (all)")
@@ -84,7 +91,11 @@ def register(subparsers: Any) -> None:
     s.add_argument("--sample-rate", type=_rate, default=1.0, help="share of requests judged")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (same seed = same sample)")
     s.add_argument("--max-count", type=int, help="judge at most this many requests this run")
-    s.add_argument("--max-spend", type=float, help="stop before spending more USD than this")
+    s.add_argument(
+        "--max-spend",
+        type=float,
+        help="USD cap: no request starts whose worst-case cost could take spend past it",
+    )
     r = p.add_argument_group("throughput")
     r.add_argument("--concurrency", type=int, default=8)
     r.add_argument("--rps", type=float, default=0.0, help="max judge calls/s (0 = unlimited)")
@@ -95,7 +106,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _adhoc(name: str, url: str, model: str, key_env: str | None, args: Any) -> ResolvedBackend:
+def _usage_error(message: str) -> NoReturn:
+    """A misused command line -> the message on stderr and exit status 2 (as argparse)."""
+    print(f"learned-router judge: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _adhoc(
+    name: str,
+    url: str,
+    model: str,
+    key_env: str | None,
+    prices: tuple[float, float],
+    args: Any,
+    environ: Mapping[str, str],
+) -> ResolvedBackend:
+    """An endpoint given on the command line -> a backend, its key read from the variable
+    ``key_env`` names. Like a policy backend, it is refused when that variable is unset."""
     t = float(args.timeout)
     config = BackendConfig(
         name=name,
@@ -104,10 +131,12 @@ def _adhoc(name: str, url: str, model: str, key_env: str | None, args: Any) -> R
         model=model,
         api_key_env=key_env,
         timeouts=Timeouts(connect=min(t, 10.0), first_byte=t, idle=t, total=t),
-        price=Price(input_per_1m=args.judge_price_in, output_per_1m=args.judge_price_out),
+        price=Price(input_per_1m=prices[0], output_per_1m=prices[1]),
     )
-    key = os.environ.get(key_env, "").strip() or None if key_env else None
-    return ResolvedBackend("strong", config, key, True, None)
+    key = environ.get(key_env, "").strip() if key_env else ""
+    if key_env and not key:
+        raise SystemExit(f"judge: ${key_env} (--{name}-api-key-env) is not set")
+    return ResolvedBackend("strong", config, key or None, True, None)
 
 
 def _from_policy(backends: list[ResolvedBackend], name: str | None, what: str) -> ResolvedBackend:
@@ -130,9 +159,59 @@ def _from_policy(backends: list[ResolvedBackend], name: str | None, what: str) -
     return strong[0]
 
 
-def _priced(resolved: ResolvedBackend) -> Priced:
-    price = resolved.config.price
-    return Priced(build_backend(resolved), price.input_per_1m, price.output_per_1m)
+def _strong(
+    args: Any, backends: list[ResolvedBackend], environ: Mapping[str, str]
+) -> ResolvedBackend:
+    """Pairwise: ``--strong-*`` flags or the policy -> the resolved strong endpoint."""
+    if not args.strong_base_url:
+        return _from_policy(backends, None, "strong answers")
+    prices = (args.strong_price_in or 0.0, args.strong_price_out or 0.0)
+    model = args.strong_model or "strong"
+    return _adhoc(
+        "strong", args.strong_base_url, model, args.strong_api_key_env, prices, args, environ
+    )
+
+
+def _check_flags(args: Any) -> None:
+    """``--strong-*`` endpoint flags without ``--strong-base-url`` -> a usage error (they
+    would be silently ignored: the policy's strong backend has its own key and prices)."""
+    given = [
+        flag
+        for flag in ("strong_model", "strong_api_key_env", "strong_price_in", "strong_price_out")
+        if getattr(args, flag) is not None
+    ]
+    if given and not args.strong_base_url:
+        names = ", ".join("--" + flag.replace("_", "-") for flag in given)
+        _usage_error(f"{names}: only valid with --strong-base-url")
+
+
+def _check_spend_cap(max_spend: float | None, endpoints: Mapping[str, ResolvedBackend]) -> None:
+    """``--max-spend`` with every endpoint priced at 0 -> a usage error (exit 2); with
+    some unpriced -> a warning on stderr.
+
+    Refusing, not warning, is deliberate: a cap that can never trigger is worse than no
+    cap, since the user believes spend is bounded while a paid endpoint bills without
+    limit, and a warning scrolls away under the progress bar. A free local judge just
+    omits ``--max-spend``."""
+    if max_spend is None:
+        return
+    unpriced = [
+        name
+        for name, res in endpoints.items()
+        if res.config.price.input_per_1m <= 0 and res.config.price.output_per_1m <= 0
+    ]
+    if len(unpriced) == len(endpoints):
+        _usage_error(
+            "--max-spend needs prices, but every endpoint costs $0: pass "
+            "--judge-price-in/--judge-price-out (pairwise: --strong-price-in/"
+            "--strong-price-out) or set prices in the policy"
+        )
+    for name in unpriced:
+        print(
+            f"learned-router judge: warning: the {name} endpoint has no price; "
+            "--max-spend counts its calls as $0",
+            file=sys.stderr,
+        )
 
 
 def _progress(total_hint: list[int], enabled: bool) -> tuple[Any, Any]:
@@ -148,42 +227,48 @@ def _progress(total_hint: list[int], enabled: bool) -> tuple[Any, Any]:
         done = summary.ok + summary.failed
         bar.update(done - bar.n)
         est = summary.cost_usd / done * total if done else 0.0
-        bar.set_postfix(
-            ok=summary.ok,
-            failed=summary.failed,
-            cost=f"${summary.cost_usd:.4f}",
-            est_total=f"${est:.4f}",
-        )
+        postfix = {"ok": summary.ok, "failed": summary.failed, "cost": f"${summary.cost_usd:.4f}"}
+        if summary.calls_without_usage:
+            postfix["cost_estimated"] = f"${summary.cost_estimated_usd:.4f}"
+        postfix["est_total"] = f"${est:.4f}"
+        bar.set_postfix(postfix)
 
     return bar, update
 
 
-def run(args: argparse.Namespace) -> int:
-    from router_service.settings import Settings
-
-    settings = Settings()
+def _endpoints(
+    args: argparse.Namespace, settings: Any, environ: Mapping[str, str]
+) -> dict[str, ResolvedBackend]:
+    """Arguments + policy + environment -> {"judge": ..., "strong": ... (pairwise)}."""
     policy_path = args.policy or settings.policy
     policy: Policy | None = None
     if policy_path and Path(policy_path).is_file():
         policy = load_policy(Path(policy_path))
-    backends = resolve_backends(policy, os.environ) if policy else []
+    backends = resolve_backends(policy, environ) if policy else []
     if args.judge_base_url:
         if not args.judge_model:
             raise SystemExit("judge: --judge-base-url needs --judge-model")
-        judge_res = _adhoc(
-            "judge", args.judge_base_url, args.judge_model, args.judge_api_key_env, args
-        )
+        prices = (args.judge_price_in, args.judge_price_out)
+        url, model, key_env = args.judge_base_url, args.judge_model, args.judge_api_key_env
+        judge_res = _adhoc("judge", url, model, key_env, prices, args, environ)
     else:
         judge_res = _from_policy(backends, args.judge_backend, "judge")
-    strong = None
+    endpoints = {"judge": judge_res}
     if args.mode == "pairwise":
-        if args.strong_base_url:
-            strong_res = _adhoc(
-                "strong", args.strong_base_url, args.strong_model or "strong", None, args
-            )
-        else:
-            strong_res = _from_policy(backends, None, "strong answers")
-        strong = _priced(strong_res)
+        endpoints["strong"] = _strong(args, backends, environ)
+    return endpoints
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """Parsed ``judge`` arguments (+ the environment, for API keys) -> exit status."""
+    from router_service.settings import Settings
+
+    environ = os.environ if environ is None else environ
+    _check_flags(args)
+    settings = Settings()
+    endpoints = _endpoints(args, settings, environ)
+    _check_spend_cap(args.max_spend, endpoints)
+    strong = Priced.of(endpoints["strong"]) if "strong" in endpoints else None
     opts = JudgeOptions(
         mode=args.mode,
         tiers=tuple(args.tier or ("local", "primary")),
@@ -204,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         args.database_url or settings.database_url, args.sqlite_path or settings.sqlite_path
     )
     decision_log.create_schema()
-    judge = _priced(judge_res)
+    judge = Priced.of(endpoints["judge"])
     bar, update = _progress([], opts.progress)
 
     async def go() -> JudgeSummary:

@@ -3,16 +3,19 @@
 Two grading modes:
 
 * single-answer grading: the judge reads the conversation and ONE answer and ends its reply
-  with ``Rating: [[N]]`` (N = 1..10); ``parse_rating`` extracts N robustly.
+  with ``Rating: [[N]]`` (N = 1..10); ``parse_rating`` accepts that form only.
 * pairwise: the judge reads two answers (A and B) and ends with ``Verdict: [[A]]``,
-  ``[[B]]`` or ``[[C]]`` (tie); ``parse_verdict`` extracts it. The caller runs both orders
-  and ``combine_pairwise`` cancels position bias (inconsistent verdicts -> tie).
+  ``[[B]]`` or ``[[C]]`` (tie); ``parse_verdict`` accepts that form only. The caller runs
+  both orders and ``combine_pairwise`` cancels position bias (inconsistent verdicts -> tie).
+
+A reply without the requested form, or with conflicting values, raises ``JudgeParseError``
+(the run records a failed judgement): guessing a score from prose would put made-up labels
+into training data.
 
 Everything here is pure string work, testable without a judge."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -24,6 +27,10 @@ Preference = Literal["cheap", "strong", "tie"]
 MAX_CONTEXT_CHARS = 12_000
 MAX_ANSWER_CHARS = 8_000
 MAX_RATIONALE_CHARS = 600
+_TRUNCATED = "\n[... truncated ...]"
+# The most tokens one (clipped) answer adds to a judge prompt, whatever the tokenizer:
+# at most one token per UTF-8 byte, at most 4 bytes per character.
+MAX_ANSWER_PROMPT_TOKENS = 4 * (MAX_ANSWER_CHARS + len(_TRUNCATED))
 
 SINGLE_SYSTEM = (
     "You are a strict, impartial reviewer of AI assistant answers. You judge one answer to "
@@ -85,7 +92,7 @@ answer B is better, or [[C]] if they are equally good (or equally bad)."""
 def _clip_head(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    return text[:limit] + "\n[... truncated ...]"
+    return text[:limit] + _TRUNCATED
 
 
 def render_conversation(messages: Sequence[Mapping[str, object]]) -> str:
@@ -127,70 +134,68 @@ class JudgeParseError(ValueError):
     """The judge's reply holds no usable rating / verdict."""
 
 
-_NUM = r"(\d+(?:[.,]\d+)?)"
-# In order of trust: the requested [[N]] form, then common deviations.
-_STRICT_RATING = re.compile(r"\[\[\s*" + _NUM + r"\s*(?:/\s*10\s*)?\]\]")
-_LOOSE_RATINGS = (
-    re.compile(r"rating\s*(?:is|of)?\s*[:=]?\s*\**\s*" + _NUM + r"(?:\s*/\s*10)?", re.I),
-    re.compile(r"score\s*(?:is|of)?\s*[:=]?\s*\**\s*" + _NUM + r"(?:\s*/\s*10)?", re.I),
-    re.compile(r"\b" + _NUM + r"\s*/\s*10\b"),
-    re.compile(r"\b" + _NUM + r"\s+out\s+of\s+10\b", re.I),
-    re.compile(r"\[\s*" + _NUM + r"\s*\]"),
-)
+# The requested forms: a label, a colon, then the value in double brackets. Whitespace,
+# case and markdown emphasis around the label are tolerated ("**Rating:** [[7]]").
+_BRACKETED = re.compile(r"\[\[([^\[\]]*)\]\]")
+_MARK = r"(?<![A-Za-z0-9]){label}[*_]*\s*:\s*[*_]*\s*\[\[([^\[\]]*)\]\]"
+_RATING_MARK = re.compile(_MARK.format(label="rating"), re.IGNORECASE)
+_VERDICT_MARK = re.compile(_MARK.format(label="verdict"), re.IGNORECASE)
+_INTEGER = re.compile(r"[0-9]{1,2}")
+_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)?")
+_LETTER = re.compile(r"[ABC]", re.I)
 
 
-def _as_rating(raw: str) -> int | None:
-    try:
-        value = float(raw.replace(",", "."))
-    except ValueError:
-        return None
-    if not math.isfinite(value) or not 1.0 <= value <= 10.0:
-        return None
-    return math.floor(value + 0.5)  # 7.5 -> 8, never banker's rounding
+def _marked(reply: str, mark: re.Pattern[str], form: str) -> list[str]:
+    """Reply -> the stripped contents of its ``form`` markers (JudgeParseError if none)."""
+    if not isinstance(reply, str) or not reply.strip():
+        raise JudgeParseError("empty judge reply")
+    found = [raw.strip() for raw in mark.findall(reply)]
+    if not found:
+        raise JudgeParseError(f"no {form!r} in judge reply: {_snippet(reply)!r}")
+    return found
 
 
 def parse_rating(reply: str) -> int:
-    """Judge reply -> integer rating 1..10: the last ``[[N]]``; failing that, the last
-    in-range match of the looser forms ("Rating: 7", "7/10", ...), most trusted first.
+    """Judge reply -> integer rating 1..10, from the requested ``Rating: [[N]]`` form only.
 
-    Raises ``JudgeParseError`` when no pattern yields a number in range."""
-    if not isinstance(reply, str) or not reply.strip():
-        raise JudgeParseError("empty judge reply")
-    strict = _STRICT_RATING.findall(reply)
-    if strict:  # the requested form is authoritative: out of range is an error, not a hint
-        rating = _as_rating(strict[-1])
-        if rating is None:
-            raise JudgeParseError(f"rating out of range 1-10: [[{strict[-1]}]]")
-        return rating
-    for pattern in _LOOSE_RATINGS:
-        for raw in reversed(pattern.findall(reply)):
-            rating = _as_rating(raw)
-            if rating is not None:
-                return rating
-    raise JudgeParseError(f"no rating found in judge reply: {_snippet(reply)!r}")
-
-
-_VERDICT_PATTERNS = (
-    re.compile(r"\[\[\s*([ABC])\s*\]\]", re.IGNORECASE),
-    re.compile(r"verdict\s*[:=]?\s*\**\s*\[?\s*([ABC])\b", re.IGNORECASE),
-)
-_TIE = re.compile(r"verdict\s*[:=]?\s*\**\s*\[?\s*tie\b", re.IGNORECASE)
+    Raises ``JudgeParseError`` when that form is missing, holds anything but an integer
+    1..10, or when the reply carries conflicting ratings (two different ``Rating: [[N]]``,
+    or another number in double brackets). Prose like "7/10" or "a score of 3" is never
+    read as a rating: a judge that ignores the format is a failed judgement, not a score."""
+    marked = _marked(reply, _RATING_MARK, "Rating: [[N]]")
+    bad = [raw for raw in marked if not _INTEGER.fullmatch(raw) or not 1 <= int(raw) <= 10]
+    if bad:
+        raise JudgeParseError(f"rating must be an integer 1-10, got [[{bad[0]}]]")
+    numbers = {
+        float(raw.replace(",", "."))
+        for raw in _BRACKETED.findall(reply)
+        if _NUMBER.fullmatch(raw.strip())
+    }
+    if len(numbers) > 1:
+        shown = ", ".join(f"{x:g}" for x in sorted(numbers))
+        raise JudgeParseError(f"conflicting ratings in judge reply: {shown}")
+    return int(marked[0])
 
 
 def parse_verdict(reply: str) -> Verdict:
-    """Judge reply -> "A", "B" or "C" (tie): the last verdict marker wins."""
-    if not isinstance(reply, str) or not reply.strip():
-        raise JudgeParseError("empty judge reply")
-    for pattern in _VERDICT_PATTERNS:
-        matches = pattern.findall(reply)
-        if matches:
-            value = str(matches[-1]).upper()
-            if value == "A":
-                return "A"
-            return "B" if value == "B" else "C"
-    if _TIE.search(reply):
-        return "C"
-    raise JudgeParseError(f"no verdict found in judge reply: {_snippet(reply)!r}")
+    """Judge reply -> "A", "B" or "C" (tie), from the requested ``Verdict: [[X]]`` form only.
+
+    Raises ``JudgeParseError`` when that form is missing, holds anything but A/B/C (any
+    case), or when the reply carries conflicting verdicts (two different ``Verdict: [[X]]``,
+    or another letter A/B/C in double brackets). "Verdict: B" or "tie" in prose is not read."""
+    marked = _marked(reply, _VERDICT_MARK, "Verdict: [[X]]")
+    bad = [raw for raw in marked if not _LETTER.fullmatch(raw)]
+    if bad:
+        raise JudgeParseError(f"verdict must be A, B or C, got [[{bad[0]}]]")
+    letters = {
+        raw.strip().upper() for raw in _BRACKETED.findall(reply) if _LETTER.fullmatch(raw.strip())
+    }
+    if len(letters) > 1:
+        raise JudgeParseError(f"conflicting verdicts in judge reply: {', '.join(sorted(letters))}")
+    value = marked[0].upper()
+    if value == "A":
+        return "A"
+    return "B" if value == "B" else "C"
 
 
 _CHEAP_FIRST: dict[str, Preference] = {"A": "cheap", "B": "strong", "C": "tie"}
@@ -207,7 +212,7 @@ def combine_pairwise(cheap_first: Verdict, strong_first: Verdict) -> Preference:
 
 def rationale_of(reply: str) -> str:
     """Judge reply -> its explanation without the rating / verdict line, bounded."""
-    text = re.sub(r"(?im)^\s*(rating|verdict)\s*[:=].*$", "", reply or "")
+    text = re.sub(r"(?im)^\s*[*_]*(rating|verdict)[*_]*\s*[:=].*$", "", reply or "")
     text = re.sub(r"\[\[[^\]]*\]\]", "", text)
     text = " ".join(text.split())
     if len(text) > MAX_RATIONALE_CHARS:
