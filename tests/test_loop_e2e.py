@@ -140,6 +140,10 @@ def run_loop(make_router: Any, policy: dict[str, Any], tmp: Path, judge_url: str
         str(tmp / "work"),
         "--sqlite-path",
         str(db),
+        "--since",
+        "2000-01-01",  # every logged request (exercises the window option)
+        "--score-bar",
+        "5",  # the judge's 3s become "strong should have answered", its 9s do not
         "--mlflow-uri",
         uri,
         "--intent-tolerance",
@@ -182,6 +186,17 @@ def run_loop(make_router: Any, policy: dict[str, Any], tmp: Path, judge_url: str
     assert version == v2
     health = httpx.get(f"{router.url}/health").json()
     assert health["scorer"]["version"] == v2
+
+    # 7. a candidate the gate refuses (no model meets a 1 µs latency budget) is registered,
+    #    never published: the service keeps serving v2 and the alias stays on it
+    strict = [*train_args[: train_args.index("--p50-budget-us")], "--p50-budget-us", "1"]
+    assert main(strict) == 0
+    refused = max(mc.search_model_versions("name='learned-router'"), key=lambda v: int(v.version))
+    assert int(refused.version) > int(mv.version) and refused.tags["gate"] == "not_promoted"
+    time.sleep(1.0)  # five file-watch periods
+    assert served_version(router.base_url)[0] == v2
+    assert LearnedScorer.load(serve_dir).version == v2
+    assert mc.get_model_version_by_alias("learned-router", "champion").version == mv.version
 
 
 def test_feedback_loop_end_to_end(fakes, policy, make_router, judge_server, tmp_path) -> None:

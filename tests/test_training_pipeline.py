@@ -1,6 +1,7 @@
 """The ``tiny`` preset end to end (load, embed, train, calibrate, export, parity, evaluate,
-MLflow) into a temporary directory with its own sqlite MLflow store; then the ``eval``
-command on the model it wrote."""
+MLflow) into a temporary directory, served from there, with its own sqlite MLflow store
+(the ``champion`` alias follows the served model); then the ``eval`` command on the model
+it wrote."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path
     )
     if not cfg.resolved_routellm_dir().is_dir():
         pytest.skip(f"RouteLLM data not found at {cfg.resolved_routellm_dir()}")
-    return run_training(cfg), tmp
+    return run_training(cfg, served_dir=tmp / "model"), tmp
 
 
 def test_model_directory_is_complete_and_loadable(trained) -> None:
@@ -99,6 +100,10 @@ def test_run_is_logged_and_registered_in_mlflow(trained) -> None:
     mv = client.get_model_version("learned-router", str(result.mlflow["registered_version"]))
     assert mv.tags["model_version"] == result.model_version
     assert (tmp / "mlruns").is_dir()
+    # written into the served dir: the alias marks it
+    champion = client.get_model_version_by_alias("learned-router", "champion")
+    assert str(champion.version) == str(result.mlflow["registered_version"])
+    assert result.champion is not None and result.champion.moved
 
 
 def test_eval_command_on_the_saved_model(trained, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SCORE_BAR_RANGE = (1.0, 10.0)  # judge and user scores are 1-10
+
+
+def check_score_bar(value: Any) -> float:
+    """A score bar -> it as a float; ``ValueError`` unless it is a number from 1 to 10."""
+    low, high = SCORE_BAR_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ValueError(f"the score bar must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -32,7 +41,8 @@ class TrainConfig:
     routellm_dir: str | None = None
     benchmarks: tuple[str, ...] = ("mmlu", "gsm8k")
     feedback_globs: tuple[str, ...] = ("data/feedback/*.jsonl",)  # judge verdicts
-    judge_score_bar: float = 6.0  # a cheap-tier answer scored below this => strong_win = 1
+    # A cheap-tier answer scored below this => strong_win = 1 (1-10; ``--score-bar``).
+    judge_score_bar: float = 6.0
     request_log_globs: tuple[str, ...] = ()  # exported request logs (unlabelled)
     log_intents_as_labels: bool = False  # use logged intents as pseudo-labels (train only)
     # Per-source row caps (None = all). ``tiny`` samples small; caps use ``seed``.
@@ -106,6 +116,9 @@ class TrainConfig:
     registered_model_name: str = "learned-router"
 
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, logged as params
+
+    def __post_init__(self) -> None:
+        self.judge_score_bar = check_score_bar(self.judge_score_bar)
 
     # --- helpers ---------------------------------------------------------------------------
     def path(self, value: str | os.PathLike[str]) -> Path:

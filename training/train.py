@@ -2,8 +2,10 @@
 
 Stages: load data -> embed -> fit heads + calibrators -> export ONNX (into a staging dir)
 -> parity (fails the run when ONNX and sklearn disagree) -> evaluate -> manifest + model
-card -> move into ``out_dir`` -> MLflow. ``out_dir`` is replaced only after parity passed,
-so a failed run never leaves a broken model where the router loads it."""
+card -> move into ``out_dir`` -> MLflow (log + register; when ``out_dir`` is the served dir,
+the registry's ``champion`` alias follows it: ``training.registry.champion_after_train``).
+``out_dir`` is replaced only after parity passed, so a failed run never leaves a broken
+model where the router loads it."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from training.export_onnx import build_graph, build_manifest, save_model
 from training.heads import Heads, design_matrix, fit_heads
 from training.model_card import render
 from training.parity import assert_parity, check_parity
+from training.registry import ChampionSync
 from training.summary import print_summary
 
 log = logging.getLogger("training")
@@ -49,6 +52,7 @@ class TrainResult:
     mlflow: dict[str, Any] | None
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    champion: ChampionSync | None = None  # the alias sync, when out_dir is the served dir
 
 
 class _Stages:
@@ -109,15 +113,33 @@ def transformer_report(cfg: TrainConfig, corpus: Corpus, st: _Stages) -> dict[st
         return ev.embedding_heads_section(corpus, temb, cfg, "transformer")
 
 
-def run_training(cfg: TrainConfig, console: Console | None = None) -> TrainResult:
-    """The whole pipeline; returns where the model went and everything measured."""
+def run_training(
+    cfg: TrainConfig, console: Console | None = None, *, served_dir: Path | None = None
+) -> TrainResult:
+    """The whole pipeline; returns where the model went and everything measured.
+
+    ``served_dir``: the directory the router serves; when ``cfg.out_dir`` is it (and MLflow
+    is on), the ``champion`` alias moves to the version just registered."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(cfg.train_threads, user_api="openmp"):
-        return _run(cfg, console)
+        return _run(cfg, console, served_dir)
 
 
-def _run(cfg: TrainConfig, console: Console | None) -> TrainResult:
+def _alias_note(
+    cfg: TrainConfig, champion: ChampionSync | None, out_dir: Path, served: Path | None
+) -> str:
+    """-> the summary's "champion alias" line."""
+    if champion is not None:
+        return champion.describe()
+    if not cfg.mlflow:
+        return "not updated (MLflow disabled)"
+    if served is None:
+        return "untouched (not written into a served dir)"
+    return f"untouched ({out_dir} is not the served dir {served})"
+
+
+def _run(cfg: TrainConfig, console: Console | None, served_dir: Path | None) -> TrainResult:
     console = console or Console(stderr=True)
     st = _Stages(console)
     t0 = time.perf_counter()
@@ -193,13 +215,16 @@ def _run(cfg: TrainConfig, console: Console | None) -> TrainResult:
             json.dumps(report, indent=1, default=float), encoding="utf-8"
         )
 
-    tracking = None
+    tracking, champion = None, None
     if cfg.mlflow:
         with st.stage("MLflow log + register"):
-            from training.registry import log_run
+            from training.registry import champion_after_train, log_run
 
             report["timings"] = st.timings
             tracking = log_run(cfg, out_dir, report["metrics"], report, version)
+            champion = champion_after_train(
+                cfg, out_dir, served_dir, tracking["registered_version"]
+            )
 
     seconds = time.perf_counter() - t0
     report["timings"] = st.timings
@@ -217,7 +242,8 @@ def _run(cfg: TrainConfig, console: Console | None) -> TrainResult:
                 if tracking
                 else "disabled"
             ),
+            "champion alias": _alias_note(cfg, champion, out_dir, served_dir),
             "train time": f"{seconds:.0f} s",
         },
     )
-    return TrainResult(out_dir, version, report, tracking, seconds, st.timings)
+    return TrainResult(out_dir, version, report, tracking, seconds, st.timings, champion)
