@@ -82,8 +82,8 @@ def test_compare_flags_stale_values_unless_the_cell_is_volatile() -> None:
         ("n = 2,085 rows", "n = 2,086 rows", False),  # counts are exact
         ("p 1.5e-07", "p 1.6e-07", True),
         ("p 1.5e-07", "p 1.9e-07", False),
-        ("model learned-20261122-a1b9691e", "model learned-20261201-a1b9691e", True),
-        ("model learned-20261122-a1b9691e", "model learned-20261122-0000ffff", False),
+        ("model learned-20261122-a1b9691e", "model learned-20261201-0000ffff", True),
+        ("model learned-20261122-a1b9691e", "model default", False),
         ("heuristic 0.5", "learned 0.5", False),
         ("a\nb\n", "a\n", False),
     ],
