@@ -25,7 +25,6 @@ import uvicorn
 
 from benchmarks.common import add_common_args, bench_args, envelope, fmt, md_table, publish
 from benchmarks.prompts import real_prompts
-from router_service.backends import build_backend
 from router_service.logstore import DecisionLog, LogRow, create_decision_log
 from router_service.policy import BackendConfig, Price, ResolvedBackend, Timeouts
 from training.judge import JudgeOptions, Priced, run_judge
@@ -116,7 +115,7 @@ def target(url: str, model: str) -> Priced:
         price=Price(input_per_1m=2.5, output_per_1m=10.0),
         max_connections=64,
     )
-    return Priced(build_backend(ResolvedBackend("strong", config, None, True, None)), 2.5, 10.0)
+    return Priced.of(ResolvedBackend("strong", config, None, True, None))  # as the CLI builds it
 
 
 def seed_log(path: Path, n: int) -> None:
@@ -204,7 +203,8 @@ def markdown(doc: dict[str, Any]) -> str:
         for r in runs.values()
     ]
     return (
-        "`learned-router judge` (asyncio + httpx, feedback rows written to SQLite) against a "
+        "`learned-router judge` (asyncio, the router's keep-alive HTTP pool, feedback rows "
+        "written to SQLite) against a "
         "scripted judge in another process on 127.0.0.1 that answers after a fixed latency. "
         "*Ideal* is concurrency / latency. At 50 ms the client's own cost per request "
         "(prompt, HTTP, parse, write) is the limit; at realistic judge latencies the job "

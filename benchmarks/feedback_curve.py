@@ -133,7 +133,6 @@ def _run(make: Callable[[], Any]) -> Any:
 
 
 def _judge_target(url: str) -> Any:
-    from router_service.backends import build_backend
     from router_service.policy import BackendConfig, ResolvedBackend, Timeouts
     from training.judge import Priced
 
@@ -145,7 +144,7 @@ def _judge_target(url: str) -> Any:
         timeouts=Timeouts(connect=5, first_byte=30, idle=30, total=60),
         max_connections=64,
     )
-    return Priced(build_backend(ResolvedBackend("strong", config, None, True, None)))
+    return Priced.of(ResolvedBackend("strong", config, None, True, None))
 
 
 def apgr_interval(
