@@ -10,9 +10,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from test_judge_run import ONE_CALL_USD, PRICE_IN, PRICE_OUT, chat_reply, seed_log
+from test_judge_run import (
+    ONE_CALL_USD,
+    PRICE_IN,
+    PRICE_OUT,
+    chat_reply,
+    rating_responder,
+    seed_log,
+)
 
 from fakes.server import FakeUpstream, Recorded, Reply
+from router_service.logstore import create_decision_log
 from training import judge_cli
 from training.judge import JudgeSummary
 
@@ -62,6 +70,22 @@ def run_cli(
 
 
 JUDGE_PRICES = ("--judge-price-in", str(PRICE_IN), "--judge-price-out", str(PRICE_OUT))
+
+
+def test_cli_judges_and_prints_throughput(tmp_path, servers, capsys) -> None:
+    judge, _ = servers
+    judge.responder = rating_responder
+    seed_log(tmp_path / "cli.db", n=3).close_sync()
+    assert run_cli(tmp_path, judge.url, *JUDGE_PRICES) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] == 3 and out["judge_model"] == "judge-cli"
+    assert out["cost_usd"] == pytest.approx(3 * ONE_CALL_USD)
+    assert out["judged_per_s"] > 0
+    log = create_decision_log(None, tmp_path / "cli.db")
+    try:
+        assert {r["judge_model"] for r in log.iter_feedback()} == {"judge-cli"}
+    finally:
+        log.close_sync()
 
 
 def test_strong_endpoint_gets_its_key_and_its_own_prices(tmp_path, servers, capsys) -> None:

@@ -309,41 +309,6 @@ def test_interrupted_run_resumes_without_judging_twice(decision_log, judge_serve
     assert set(judged(decision_log)) == {f"r{i}" for i in range(6)}
 
 
-def test_cli_judges_and_prints_throughput(tmp_path, judge_server, capsys) -> None:
-    seed_log(tmp_path / "cli.db", n=3).close_sync()
-    parser = argparse.ArgumentParser()
-    judge_cli.register(parser.add_subparsers())
-    args = parser.parse_args(
-        [
-            "judge",
-            "--sqlite-path",
-            str(tmp_path / "cli.db"),
-            "--policy",
-            str(tmp_path / "none"),
-            "--judge-base-url",
-            f"{judge_server.url}/v1",
-            "--judge-model",
-            "judge-cli",
-            "--judge-price-in",
-            "2",
-            "--judge-price-out",
-            "8",
-            "--no-progress",
-            "--json",
-        ]
-    )
-    assert args.func(args) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["ok"] == 3 and out["judge_model"] == "judge-cli"
-    assert out["cost_usd"] == pytest.approx(3 * ONE_CALL_USD)
-    assert out["judged_per_s"] > 0
-    log = create_decision_log(None, tmp_path / "cli.db")
-    try:
-        assert {r["judge_model"] for r in log.iter_feedback()} == {"judge-cli"}
-    finally:
-        log.close_sync()
-
-
 def test_cli_time_arguments() -> None:
     assert judge_cli.parse_time("2025-01-31T12:00") == datetime(2025, 1, 31, 12, tzinfo=UTC)
     age = datetime.now(UTC) - judge_cli.parse_time("24h")

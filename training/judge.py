@@ -91,9 +91,10 @@ class Verdict:
 
 
 @dataclass(slots=True)
-class JudgeSummary:
-    """A run's counts. ``cost_usd`` is all spend; ``cost_estimated_usd`` the part of it
-    priced from estimated tokens (``calls_without_usage`` calls reported no usage)."""
+class JudgeSummary(Tally):
+    """A run's counts, and the ``Tally`` of all its calls: ``cost_usd`` is all spend,
+    ``cost_estimated_usd`` the part of it priced from estimated tokens
+    (``calls_without_usage`` calls reported no usage)."""
 
     judge_model: str
     mode: Mode
@@ -104,13 +105,6 @@ class JudgeSummary:
     failed: int = 0
     not_started: int = 0
     stopped_by_budget: bool = False
-    calls: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_estimated_usd: float = 0.0
-    calls_without_usage: int = 0
     elapsed_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -131,14 +125,7 @@ class JudgeSummary:
             self.failed += 1
             kind = (v.error or "error").split(":")[0][:60]
             self.errors[kind] = self.errors.get(kind, 0) + 1
-        t = v.tally
-        self.calls += t.calls
-        self.retries += t.retries
-        self.prompt_tokens += t.prompt_tokens
-        self.completion_tokens += t.completion_tokens
-        self.cost_usd += t.cost_usd
-        self.cost_estimated_usd += t.cost_estimated_usd
-        self.calls_without_usage += t.calls_without_usage
+        self.add_tally(v.tally)
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}

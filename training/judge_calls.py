@@ -25,7 +25,7 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +65,7 @@ class Priced:
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Tally:
     """What calls cost. ``cost_usd`` includes ``cost_estimated_usd``: the part priced from
     estimated token counts because the endpoint reported no usage for it."""
@@ -77,6 +77,11 @@ class Tally:
     cost_usd: float = 0.0
     cost_estimated_usd: float = 0.0
     calls_without_usage: int = 0
+
+    def add_tally(self, other: Tally) -> None:
+        """Add ``other``'s counts and costs to these."""
+        for f in fields(Tally):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 class RetryAfterTransport(httpx.AsyncBaseTransport):
