@@ -213,24 +213,7 @@ def routing_frame(results: Mapping[str, Any]) -> Any:
                         "share for 95%": m.get("share95"),
                     }
                 )
-    ref = results["reference"]
-    rows.append(
-        {
-            "eval set": "mmlu (RouteLLM, published)",
-            "scorer": "best router",
-            "APGR": ref["routellm_mmlu_apgr"],
-            "share for 95%": ref.get("routellm_announced_share95", {}).get("mmlu"),
-        }
-    )
-    gsm8k = ref.get("routellm_announced_share95", {}).get("gsm8k")
-    if gsm8k is not None:
-        rows.append(
-            {
-                "eval set": "gsm8k (RouteLLM, published)",
-                "scorer": "best router",
-                "share for 95%": gsm8k,
-            }
-        )
+    rows += published_references(results["reference"])
     return pd.DataFrame(rows).set_index(["eval set", "scorer"])
 
 
@@ -322,26 +305,39 @@ def _pct(value: float | None) -> str | None:
     return common.fmt(value * 100 if value is not None else None, 1, "%")
 
 
-def _published_rows(reference: Mapping[str, Any]) -> list[list[Any]]:
-    """RouteLLM's published figures as rows of the routing table (reference points)."""
+def published_references(reference: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """RouteLLM's published figures (the paper's MMLU APGR, the announced strong-call shares
+    for 95% of GPT-4's score) -> one reference row per benchmark, table columns as keys."""
     shares = reference.get("routellm_announced_share95", {})
     rows = []
     for bench in ("mmlu", "gsm8k"):
         apgr = reference.get("routellm_mmlu_apgr") if bench == "mmlu" else None
         if bench in shares or apgr is not None:
-            share = shares.get(bench)
             rows.append(
-                [
-                    f"{bench} (RouteLLM, published)",
-                    "best router",
-                    "–",
-                    common.fmt(apgr, 3),
-                    "–",
-                    "–",
-                    f"≤ {_pct(share)}" if share is not None else "–",
-                ]
+                {
+                    "eval set": f"{bench} (RouteLLM, published)",
+                    "scorer": "best router",
+                    "APGR": apgr,
+                    "share for 95%": shares.get(bench),
+                }
             )
     return rows
+
+
+def _published_rows(reference: Mapping[str, Any]) -> list[list[Any]]:
+    """``published_references`` as rows of the markdown routing table."""
+    return [
+        [
+            r["eval set"],
+            r["scorer"],
+            "–",
+            common.fmt(r["APGR"], 3),
+            "–",
+            "–",
+            "–" if r["share for 95%"] is None else f"≤ {_pct(r['share for 95%'])}",
+        ]
+        for r in published_references(reference)
+    ]
 
 
 def markdown(results: Mapping[str, Any], png: str | None) -> str:
