@@ -8,11 +8,11 @@ implement the ``Scorer`` protocol, so they go through the same ``routing.decide`
   scikit-learn pipelines (``StandardScaler`` + ``LogisticRegression``), one for the 14
   intents and one for ``strong_win``.
 * ``TransformerHeadsScorer`` (``learned_transformer``): the training code's own
-  ``embedder: transformer`` variant, i.e. ``training.heads.fit_heads`` (boosted heads +
+  ``embedder: transformer`` variant, i.e. ``training.model.heads.fit_heads`` (boosted heads +
   temperature/Platt calibration) on MiniLM embeddings, applied with scikit-learn (the ONNX
   graph can only carry a static table, so this variant is never exported).
 
-``baseline_data`` loads a capped corpus (``training.data.load_corpus`` with at most
+``baseline_data`` loads a capped corpus (``training.data.corpus.load_corpus`` with at most
 ``n_rows`` rows per source) and MiniLM embeddings of all its rows (``embed_cached``,
 shared on-disk cache). Fitted heads are pickled under ``.cache/learned-router/bench/`` and
 reused when the data snapshot, size and seed are unchanged."""
@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 @dataclass
 class BaselineData:
-    corpus: Any  # training.data.Corpus
+    corpus: Any  # training.data.corpus.Corpus
     embeddings: np.ndarray  # MiniLM, one row per corpus row
     source: str  # MiniLM weights directory (or hub name)
     cache_dir: Path
@@ -58,8 +58,8 @@ class BaselineData:
 def baseline_data(n_rows: int = 1000, seed: int = 1337) -> BaselineData:
     """A capped corpus + MiniLM embeddings of every row (cached)."""
     from training.config import load_config
-    from training.data import load_corpus
-    from training.embed import TransformerEmbedding, embed_cached, minilm_source
+    from training.data.corpus import load_corpus
+    from training.model.embed import TransformerEmbedding, embed_cached, minilm_source
 
     cfg = load_config("default", max_intent_rows=n_rows, max_benchmark_rows=n_rows, seed=seed)
     cache_dir = cfg.path(cfg.cache_dir)
@@ -194,9 +194,9 @@ class MiniLMSklearnScorer(_MiniLMScorer):
 
 
 def fit_transformer_heads(data: BaselineData) -> Any:
-    """``training.heads.fit_heads`` on MiniLM embeddings of the capped corpus (cached)."""
+    """``training.model.heads.fit_heads`` on MiniLM embeddings of the capped corpus (cached)."""
     from training.config import load_config
-    from training.heads import fit_heads
+    from training.model.heads import fit_heads
 
     cfg = load_config("default", seed=data.seed)
 

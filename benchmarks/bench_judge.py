@@ -1,4 +1,4 @@
-"""Judge throughput: ``training.judge.run_judge`` against a scripted loopback judge.
+"""Judge throughput: ``training.loop.judge.run_judge`` against a scripted loopback judge.
 
 A decision log (SQLite, temp dir) is filled with real prompts; a judge server on 127.0.0.1
 answers every grading request with ``Rating: [[N]]`` after a fixed simulated latency (a
@@ -27,7 +27,7 @@ from benchmarks.common import add_common_args, bench_args, envelope, fmt, md_tab
 from benchmarks.prompts import real_prompts
 from router_service.logstore import DecisionLog, LogRow, create_decision_log
 from router_service.policy import BackendConfig, Price, ResolvedBackend, Timeouts
-from training.judge import JudgeOptions, Priced, run_judge
+from training.loop.judge import JudgeOptions, Priced, run_judge
 
 NAME = "judge"
 CONCURRENCY = (1, 8, 32)

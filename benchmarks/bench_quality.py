@@ -1,8 +1,8 @@
 """Committed model + corpus -> routing quality and intent accuracy vs every baseline.
 
-The numbers come from ``training.evaluate.evaluate_model`` (what ``make eval`` prints), run on
-the same held-out hash splits, with one extra scorer added: ``oracle`` (scores each prompt
-by ``strong_correct - weak_correct``, the best possible order). Reported:
+The numbers come from ``training.evaluate.report.evaluate_model`` (what ``make eval``
+prints), run on the same held-out hash splits, with one extra scorer added: ``oracle``
+(scores each prompt by ``strong_correct - weak_correct``, the best possible order). Reported:
 
 * intent accuracy and macro-F1, learned vs heuristic, on the ShareGPT and handwritten test
   splits;
@@ -35,7 +35,7 @@ LOBO = ("mmlu->gsm8k", "gsm8k->mmlu")
 @dataclass
 class Evaluation:
     report: dict[str, Any]
-    corpus: Any  # training.data.Corpus
+    corpus: Any  # training.data.corpus.Corpus
     scorer: Any  # router_service.learned.LearnedScorer
     config: Any  # training.config.TrainConfig
 
@@ -57,12 +57,12 @@ def oracle_scores(corpus: Any) -> np.ndarray:
 
 
 def evaluate(cfg: Any, model_dir: Path) -> Evaluation:
-    """The ``learned-router eval`` pipeline (``training.evaluate.evaluate_model`` on the
+    """The ``learned-router eval`` pipeline (``training.evaluate.report.evaluate_model`` on the
     corpus of ``cfg`` with the static embedding of ``model_dir``) plus the oracle."""
     from router_service.learned import LearnedScorer
-    from training import evaluate as ev
-    from training.data import load_corpus
-    from training.embed import embed_cached, static_from_model_dir
+    from training.data.corpus import load_corpus
+    from training.evaluate import report as ev
+    from training.model.embed import embed_cached, static_from_model_dir
 
     scorer = LearnedScorer.load(model_dir)
     corpus = load_corpus(cfg)
@@ -80,7 +80,7 @@ def add_oracle(report: dict[str, Any], corpus: Any) -> None:
     """The oracle on every eval set of the report, on exactly the rows the others used:
     each benchmark's test split and, for leave-one-benchmark-out, every uncontaminated
     prompt of the target benchmark (a block whose row count differs is left alone)."""
-    from training import evaluate as ev
+    from training.evaluate import report as ev
 
     frame = corpus.frame
     oracle = oracle_scores(corpus)
@@ -254,8 +254,8 @@ def strong_win_reliability(ev: Evaluation, n_bins: int = 10) -> dict[str, dict[s
     """Reliability curves of ``strong_win_rate`` on each benchmark's test split: the learned
     model (calibrated) and the heuristic (complexity / 100, not a probability)."""
     from router_service.heuristic import HeuristicScorer
-    from training import metrics
-    from training.data import BENCHMARKS
+    from training.data.corpus import BENCHMARKS
+    from training.evaluate import metrics
 
     frame = ev.corpus.frame
     y = frame["strong_win"].to_numpy(np.float64)

@@ -6,7 +6,7 @@ prompts (ShareGPT first turns + the handwritten prompts) by sampling and perturb
 but reads like traffic. A tenth of the local/primary requests get a judge score; the
 scores are SYNTHETIC (a fixed rule on the prompt: long, code or maths prompts score low,
 with noise): they exercise the pipeline and its cost, they are not a quality signal. Then
-``training.retrain.run_retrain`` runs once (export -> train -> evaluate candidate and
+``training.loop.retrain.run_retrain`` runs once (export -> train -> evaluate candidate and
 champion -> gate; promotion into a temp dir) and its stages are timed. Baseline, same run:
 plain ``learned-router train`` with the same config on the base data only (what ``make
 train`` does, no logs, no feedback), so the table shows what the feedback loop adds.
@@ -144,8 +144,8 @@ def baseline_training_seconds(config: str, tmp: Path, seed: int) -> float:
 
 
 def run(quick: bool, n: int, config: str, seed: int) -> dict[str, Any]:
-    from training.gate import GateConfig
-    from training.retrain import RetrainOptions, run_retrain
+    from training.loop.gate import GateConfig
+    from training.loop.retrain import RetrainOptions, run_retrain
 
     n = 2000 if quick else n
     config = "tiny" if quick else config

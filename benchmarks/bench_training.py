@@ -6,7 +6,7 @@ hash split) -> static embedding (uncached) -> ``fit_heads`` (both boosted heads 
 calibration) -> ONNX export (``build_graph`` + ``save_model``). Evaluation and MLflow are
 left out: they do not grow with N.
 
-Rows are drawn with replacement from the real labelled rows (``training.data.load_raw``),
+Rows are drawn with replacement from the real labelled rows (``training.data.corpus.load_raw``),
 and every copy is perturbed (words dropped, swapped and a few words from another real
 prompt appended) so the corpus has N distinct prompts and no row is merged away. Labels
 (intent, strong-win outcome) stay those of the source row. The baseline in the same run is
@@ -78,9 +78,9 @@ def _peak_rss_mib() -> float:
 
 def train_once(cfg: Any, embedder: Any, rows: Sequence[dict], out_dir: Path) -> dict[str, Any]:
     """One pass of the training stages on ``rows`` -> seconds per stage."""
-    from training.data import build_corpus
-    from training.export_onnx import build_graph, save_model
-    from training.heads import design_matrix, fit_heads
+    from training.data.corpus import build_corpus
+    from training.model.export_onnx import build_graph, save_model
+    from training.model.heads import design_matrix, fit_heads
 
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -111,7 +111,7 @@ def train_once(cfg: Any, embedder: Any, rows: Sequence[dict], out_dir: Path) -> 
 
 def transformer_baseline(cfg: Any, texts: Sequence[str]) -> dict[str, Any]:
     """Full MiniLM (sentence-transformers) embedding of ``texts``, uncached -> prompts/s."""
-    from training.embed import TransformerEmbedding, minilm_source
+    from training.model.embed import TransformerEmbedding, minilm_source
 
     if not texts:
         return {"error": "skipped (quick budget)"}
@@ -132,8 +132,8 @@ def transformer_baseline(cfg: Any, texts: Sequence[str]) -> dict[str, Any]:
 
 def run(budget: Budget) -> dict[str, Any]:
     from training.config import load_config
-    from training.data import load_raw
-    from training.embed import load_static
+    from training.data.corpus import load_raw
+    from training.model.embed import load_static
 
     t_all = time.perf_counter()
     cfg = load_config(

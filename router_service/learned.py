@@ -52,7 +52,7 @@ class ModelLoadError(Exception):
 def manifest_contract() -> dict[str, Any]:
     """The manifest fields a model must carry, with this code's values, to be served.
 
-    Exporters write them (``training.export_onnx``); ``LearnedScorer.load`` checks them."""
+    Exporters write them (``training.model.export_onnx``); ``LearnedScorer.load`` checks them."""
     return {
         "intents": list(INTENTS),
         "feature_names": list(FEATURE_NAMES),

@@ -171,7 +171,7 @@ def test_summary_lists_missing_results(tmp_path: Path) -> None:
 
 def test_apgr_interval_brackets_the_estimate_and_narrows_with_more_rows() -> None:
     from benchmarks.feedback_curve import apgr_interval
-    from training.metrics import apgr
+    from training.evaluate.metrics import apgr
 
     rng = np.random.default_rng(0)
 

@@ -90,12 +90,12 @@ def test_the_static_check_catches_imports(tmp_path: Path) -> None:
     pkg = tmp_path / "router_service"
     pkg.mkdir()
     (pkg / "a.py").write_text("import os\ndef f():\n    import torch.nn\n")
-    (pkg / "b.py").write_text("from training.metrics import apgr\n")
+    (pkg / "b.py").write_text("from training.evaluate.metrics import apgr\n")
     (pkg / "c.py").write_text("import importlib\nimportlib.import_module('sklearn.linear_model')\n")
     (pkg / "d.py").write_text("from . import features\nimport numpy\n")
     assert _violations(pkg) == [
         "router_service/a.py:3: imports torch.nn",
-        "router_service/b.py:1: imports training.metrics",
+        "router_service/b.py:1: imports training.evaluate.metrics",
         "router_service/c.py:2: imports sklearn.linear_model",
     ]
 

@@ -13,7 +13,7 @@ import pytest
 from router_service.cli import main
 from router_service.logstore import LogRow, create_decision_log
 from router_service.logstore.export import FEEDBACK_COLUMNS, export_rows
-from training.sources import load_feedback
+from training.data.sources import load_feedback
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Feedback rows -> strong_win label (``training.feedback_dataset.request_label``):
+"""Feedback rows -> strong_win label (``training.loop.feedback_dataset.request_label``):
 property tests, plus agreement with the trainer's own per-row conversion."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.feedback_dataset import request_label, votes
-from training.sources import feedback_label
+from training.data.sources import feedback_label
+from training.loop.feedback_dataset import request_label, votes
 
 TIERS = st.sampled_from(["local", "primary", "strong"])
 CHEAP = st.sampled_from(["local", "primary"])

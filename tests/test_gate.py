@@ -1,4 +1,4 @@
-"""Promotion gate decisions (``training.gate.gate``): a pure function of two metric dicts."""
+"""Promotion gate decisions (``training.loop.gate.gate``): a pure function of two metric dicts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.gate import GateConfig, gate
+from training.loop.gate import GateConfig, gate
 
 CHAMP = {"intent_accuracy": 0.80, "apgr": 0.60, "latency_p50_us": 120.0, "latency_p99_us": 600.0}
 CFG = GateConfig(

@@ -14,8 +14,8 @@ from test_judge_run import ONE_CALL_USD, chat_reply, fast_opts, judge, judged, p
 
 from fakes.llm import openai_completion
 from fakes.server import FakeUpstream, Recorded, Reply
-from training.judge import JudgeOptions, worst_case_cost
-from training.judge_calls import SpendBudget
+from training.loop.judge import JudgeOptions, worst_case_cost
+from training.loop.judge_calls import SpendBudget
 
 
 def billing_the_most(text: str):

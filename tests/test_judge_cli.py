@@ -21,8 +21,8 @@ from test_judge_run import (
 
 from fakes.server import FakeUpstream, Recorded, Reply
 from router_service.logstore import create_decision_log
-from training import judge_cli
-from training.judge import JudgeSummary
+from training.loop import judge_cli
+from training.loop.judge import JudgeSummary
 
 STRONG_USAGE = (40, 20)
 

@@ -1,4 +1,4 @@
-"""Judge prompts and reply parsing (``training.judge_prompts``)."""
+"""Judge prompts and reply parsing (``training.loop.judge_prompts``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training import judge_prompts as jp
+from training.loop import judge_prompts as jp
 
 
 @pytest.mark.parametrize(

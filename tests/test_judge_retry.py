@@ -18,8 +18,8 @@ import pytest
 from test_judge_run import fast_opts, judge, judged, priced, seed_log
 
 from fakes.llm import openai_completion
-from training.judge import JudgeSummary, run_judge
-from training.judge_calls import RetryPolicy, backoff_delay, parse_retry_after
+from training.loop.judge import JudgeSummary, run_judge
+from training.loop.judge_calls import RetryPolicy, backoff_delay, parse_retry_after
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""``training.judge`` against scripted judge servers on loopback: ratings, unparsable
+"""``training.loop.judge`` against scripted judge servers on loopback: ratings, unparsable
 replies, 429 then success, timeouts, pairwise with position swap, filters, spend cap,
 idempotency and resuming an interrupted run; and the ``judge`` CLI."""
 
@@ -19,9 +19,9 @@ from fakes.llm import openai_completion
 from fakes.server import FakeUpstream, Recorded, Reply
 from router_service.logstore import DecisionLog, LogRow, create_decision_log
 from router_service.policy import BackendConfig, Price, ResolvedBackend, Timeouts
-from training import judge_cli
-from training.judge import JudgeOptions, judge_key, run_judge, sampled, worst_case_cost
-from training.judge_calls import Priced
+from training.loop import judge_cli
+from training.loop.judge import JudgeOptions, judge_key, run_judge, sampled, worst_case_cost
+from training.loop.judge_calls import Priced
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PRICE_IN, PRICE_OUT = 2.0, 8.0  # USD / 1M tokens

@@ -129,7 +129,7 @@ def test_tricky_unicode_matches_tokenizers(tokenizers_pair, text: str) -> None:
 
 def test_sharegpt_prompts_match_tokenizers(tokenizers_pair) -> None:
     """Every real ShareGPT first turn (budgeted as the scorer reads it), ASCII or not."""
-    sharegpt = pytest.importorskip("training.sharegpt")
+    sharegpt = pytest.importorskip("training.data.sharegpt")
     tok, fast = tokenizers_pair
     texts = [budget_text(t).strip() for t in sharegpt.first_human_turns().values()]
     assert len(texts) > 10_000

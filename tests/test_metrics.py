@@ -1,4 +1,4 @@
-"""training.metrics: routing curves (RouteLLM PGR/APGR/CPT), calibration, intent report."""
+"""training.evaluate.metrics: routing curves (RouteLLM PGR/APGR/CPT), calibration, intent report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (
+from training.evaluate.metrics import (
     apgr,
     cpt,
     ece,

@@ -1,4 +1,4 @@
-"""The MLflow side of training (``training.registry``): where a tracking URI keeps its
+"""The MLflow side of training (``training.loop.registry``): where a tracking URI keeps its
 artifacts, and the ``champion`` alias following the served model dir, on a real sqlite
 registry filled by ``log_run`` with small model dirs (``fakes.loop_models``)."""
 
@@ -16,7 +16,7 @@ from fakes.loop_models import write_model
 from router_service.scoring import DEFAULT_MODEL_DIR
 from router_service.settings import Settings
 from training.config import REPO_ROOT, TrainConfig
-from training.registry import (
+from training.loop.registry import (
     CHAMPION_ALIAS,
     ChampionSync,
     artifact_location,

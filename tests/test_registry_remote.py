@@ -19,7 +19,7 @@ import pytest
 
 from fakes.loop_models import write_model
 from training.config import REPO_ROOT, TrainConfig
-from training.registry import CHAMPION_ALIAS, log_run, sync_champion
+from training.loop.registry import CHAMPION_ALIAS, log_run, sync_champion
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 90.0

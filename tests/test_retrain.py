@@ -1,5 +1,5 @@
 """Retraining from feedback: the export (decision log + feedback -> training files read by
-``training.data``); the gate's fixed held-out set (feedback cannot change it); the
+``training.data.corpus``); the gate's fixed held-out set (feedback cannot change it); the
 ``train --from-feedback`` options and summary; and real retrains: one promoted (healing the
 ``champion`` alias first), one refused by the gate (registered, not promoted, served files
 untouched) with the champion taken from the MLflow registry."""
@@ -22,13 +22,13 @@ from router_service.learned import LearnedScorer
 from router_service.logstore import DecisionLog, LogRow, create_decision_log
 from training.commands import retrain_options, retrain_summary, train_config, usage_error
 from training.config import TrainConfig, load_config
-from training.data import load_corpus
-from training.feedback_dataset import export
-from training.gate import GateConfig
-from training.gate_eval import gate_metrics, heldout_fingerprint, load_heldout
-from training.registry import log_run
-from training.retrain import RetrainOptions, RetrainResult, run_retrain
-from training.sources import load_feedback
+from training.data.corpus import load_corpus
+from training.data.sources import load_feedback
+from training.evaluate.gate_eval import gate_metrics, heldout_fingerprint, load_heldout
+from training.loop.feedback_dataset import export
+from training.loop.gate import GateConfig
+from training.loop.registry import log_run
+from training.loop.retrain import RetrainOptions, RetrainResult, run_retrain
 
 
 def make_log(path: Path) -> DecisionLog:

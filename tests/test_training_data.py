@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from router_service.features import FEATURE_NAMES, messages_from_payload, scored_text
-from training import sources
 from training.config import REPO_ROOT, TrainConfig, load_config
-from training.data import build_corpus, load_corpus, load_raw, normalize_key, split_of
+from training.data import sources
+from training.data.corpus import build_corpus, load_corpus, load_raw, normalize_key, split_of
 
 WEAK, STRONG = sources.WEAK_MODEL, sources.STRONG_MODEL
 

@@ -24,15 +24,15 @@ from router_service.features import (
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
 from training.config import TrainConfig
-from training.embed import StaticEmbedding
-from training.export_onnx import (
+from training.model.embed import StaticEmbedding
+from training.model.export_onnx import (
     _Ensemble,
     build_graph,
     build_manifest,
     float32_down,
     save_model,
 )
-from training.heads import (
+from training.model.heads import (
     Heads,
     PlattScaler,
     TemperatureScaler,
@@ -43,7 +43,7 @@ from training.heads import (
     intent_logits,
     strong_logit,
 )
-from training.parity import ParityError, assert_parity, check_parity
+from training.model.parity import ParityError, assert_parity, check_parity
 
 WORDS = (  # noqa: SIM905
     "the a of to and in is it you that write code python function fix bug error story poem "

@@ -1,8 +1,8 @@
 """``learned-router train`` / ``eval`` / ``judge``: argv -> training and evaluation runs.
 
 ``train`` runs ``training.train`` (or, with a bare ``--from-feedback``, the gated retrain
-loop of ``training.retrain``); ``eval`` evaluates a saved model; ``judge`` is
-``training.judge_cli``. Heavy imports (scikit-learn, onnx, mlflow, torch) happen inside
+loop of ``training.loop.retrain``); ``eval`` evaluates a saved model; ``judge`` is
+``training.loop.judge_cli``. Heavy imports (scikit-learn, onnx, mlflow, torch) happen inside
 ``run_*``.
 
 The served dir (``--serve-dir``, else the service's ``ROUTER_MODEL_DIR``, else
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from router_service.logstore.access import parse_when
-from training import judge_cli
 from training.config import SCORE_BAR_RANGE, TrainConfig, check_score_bar
-from training.gate import GateConfig, GateResult
-from training.retrain import (
+from training.loop import judge_cli
+from training.loop.gate import GateConfig, GateResult
+from training.loop.retrain import (
     DEFAULT_MAX_LOG_ROWS,
     FROM_DECISION_LOG,
     RetrainOptions,
@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
         metavar="PATH",
         help="judge feedback file or glob (jsonl/csv/parquet); repeatable; adds to the config's. "
         "Without PATH: retrain from the decision log + feedback table, gate, promote "
-        "(training.retrain)",
+        "(training.loop.retrain)",
     )
     train.add_argument(
         "--score-bar",
@@ -209,7 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     if FROM_DECISION_LOG in args.from_feedback:  # bare --from-feedback: the feedback loop
         return run_retrain_cli(args)
-    from training.registry import served_model_dir
+    from training.loop.registry import served_model_dir
     from training.train import run_training
 
     try:
@@ -291,7 +291,7 @@ def retrain_summary(res: RetrainResult) -> list[str]:
 
 def run_retrain_cli(args: argparse.Namespace) -> int:
     """``learned-router train --from-feedback [...]`` -> one retrain; prints the gate."""
-    from training.retrain import run_retrain
+    from training.loop.retrain import run_retrain
 
     try:
         res = run_retrain(retrain_options(args))
@@ -305,10 +305,10 @@ def run_retrain_cli(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     _setup_logging()
     from router_service.learned import LearnedScorer, ModelLoadError
-    from training import evaluate as ev
     from training.config import load_config
-    from training.data import load_corpus
-    from training.embed import embed_cached, static_from_model_dir
+    from training.data.corpus import load_corpus
+    from training.evaluate import report as ev
+    from training.model.embed import embed_cached, static_from_model_dir
     from training.summary import print_summary
 
     cfg = load_config(args.config)

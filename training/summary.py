@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from training.evaluate import ROUTELLM_MMLU_APGR
+from training.evaluate.report import ROUTELLM_MMLU_APGR
 
 
 def _f(value: Any, digits: int = 3) -> str:

@@ -3,7 +3,7 @@
 Stages: load data -> embed -> fit heads + calibrators -> export ONNX (into a staging dir)
 -> parity (fails the run when ONNX and sklearn disagree) -> evaluate -> manifest + model
 card -> move into ``out_dir`` -> MLflow (log + register; when ``out_dir`` is the served dir,
-the registry's ``champion`` alias follows it: ``training.registry.champion_after_train``).
+the registry's ``champion`` alias follows it: ``training.loop.registry.champion_after_train``).
 ``out_dir`` is replaced only after parity passed, so a failed run never leaves a broken
 model where the router loads it."""
 
@@ -24,21 +24,21 @@ import numpy as np
 from rich.console import Console
 
 from router_service.learned import LearnedScorer
-from training import evaluate as ev
 from training.config import TrainConfig
-from training.data import Corpus, load_corpus
-from training.embed import (
+from training.data.corpus import Corpus, load_corpus
+from training.evaluate import report as ev
+from training.evaluate.model_card import render
+from training.loop.registry import ChampionSync
+from training.model.embed import (
     StaticEmbedding,
     TransformerEmbedding,
     embed_cached,
     load_static,
     minilm_source,
 )
-from training.export_onnx import build_graph, build_manifest, save_model
-from training.heads import Heads, design_matrix, fit_heads
-from training.model_card import render
-from training.parity import assert_parity, check_parity
-from training.registry import ChampionSync
+from training.model.export_onnx import build_graph, build_manifest, save_model
+from training.model.heads import Heads, design_matrix, fit_heads
+from training.model.parity import assert_parity, check_parity
 from training.summary import print_summary
 
 log = logging.getLogger("training")
@@ -218,7 +218,7 @@ def _run(cfg: TrainConfig, console: Console | None, served_dir: Path | None) -> 
     tracking, champion = None, None
     if cfg.mlflow:
         with st.stage("MLflow log + register"):
-            from training.registry import champion_after_train, log_run
+            from training.loop.registry import champion_after_train, log_run
 
             report["timings"] = st.timings
             tracking = log_run(cfg, out_dir, report["metrics"], report, version)

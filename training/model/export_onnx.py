@@ -28,8 +28,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from router_service.features import FEATURE_NAMES, MAX_TOKENS
 from router_service.intents import INTENTS
 from router_service.learned import OUTPUT_NAMES, manifest_contract
-from training.embed import EMBEDDING_INITIALIZER, EMBEDDING_SCALE, StaticEmbedding
-from training.heads import MISSING_LOGIT, Heads
+from training.model.embed import EMBEDDING_INITIALIZER, EMBEDDING_SCALE, StaticEmbedding
+from training.model.heads import MISSING_LOGIT, Heads
 
 OPSET = 17
 ML_OPSET = 3
@@ -203,7 +203,7 @@ def _embedding_nodes(embedder: StaticEmbedding) -> tuple[list[Any], list[Any], s
     mk = helper.make_node
     inits = [
         numpy_helper.from_array(embedder.table_q, EMBEDDING_INITIALIZER),
-        # Read by the mean below, and always by ``training.embed.table_from_model_dir``.
+        # Read by the mean below, and always by ``training.model.embed.table_from_model_dir``.
         _const(EMBEDDING_SCALE, embedder.scale, np.float64),
         _const("axis1", [1], np.int64),
         _const("flat_rows", [0, -1], np.int64),

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from router_service.features import FEATURE_NAMES
 from router_service.intents import INTENT_INDEX, INTENTS
 from training.config import TrainConfig
-from training.data import Corpus
+from training.data.corpus import Corpus
 
 MISSING_LOGIT = -30.0  # raw logit of an intent with no training example
 
@@ -277,7 +277,7 @@ def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, d
     platt = PlattScaler().fit(strong_logit(strong, X[ca_w]), wins[ca_w])
     heads = Heads(intent, strong, temperature, platt, stack)
 
-    from training import metrics
+    from training.evaluate import metrics
 
     report: dict[str, Any] = {
         "temperature": temperature.temperature,

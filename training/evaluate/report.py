@@ -2,7 +2,7 @@
 
 * intent: accuracy, macro-F1 and confusion matrix of the learned model vs the heuristic on
   the held-out REAL prompts (ShareGPT test split), plus the handwritten test split;
-* routing (RouteLLM protocol, ``training.metrics``): quality-vs-cost curve, APGR, CPT(50%),
+* routing (RouteLLM protocol, ``training.evaluate.metrics``): quality-vs-cost curve, APGR, CPT(50%),
   CPT(80%) on the MMLU and GSM8K test splits for random, heuristic, kNN-on-embeddings and
   learned scorers; RouteLLM's published MMLU APGR (0.603) is marked as the reference;
 * leave-one-benchmark-out: a strong-win head (and the kNN index) trained on one benchmark's
@@ -23,10 +23,10 @@ from router_service.heuristic import HeuristicScorer
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
 from router_service.routing import RoutingPolicy, decide
-from training import metrics
 from training.config import TrainConfig
-from training.data import BENCHMARKS, Corpus
-from training.heads import design_matrix, fit_strong, strong_logit
+from training.data.corpus import BENCHMARKS, Corpus
+from training.evaluate import metrics
+from training.model.heads import design_matrix, fit_strong, strong_logit
 
 ROUTELLM_MMLU_APGR = 0.603  # RouteLLM's best published router (matrix factorisation), MMLU
 # RouteLLM's announcement (LMSYS, 2024-07-01), same GPT-4-1106 / Mixtral-8x7B pair as the
@@ -307,7 +307,7 @@ def embedding_heads_section(
     """Heads trained on another embedding (e.g. the full MiniLM), evaluated in numpy.
 
     Same splits and metrics as the shipped model, without ONNX export: for comparison."""
-    from training.heads import fit_heads
+    from training.model.heads import fit_heads
 
     X = design_matrix(emb, corpus.features)
     heads, calib = fit_heads(corpus, X, cfg)

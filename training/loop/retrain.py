@@ -1,9 +1,9 @@
 """Decision log + feedback -> candidate model -> gated promotion (``train --from-feedback``).
 
 0. heal: point the registry's ``champion`` alias at the served model's registered version
-   (``training.registry.sync_champion``), so an earlier run that stopped between publishing
+   (``training.loop.registry.sync_champion``), so an earlier run that stopped between publishing
    and moving the alias leaves no drift behind;
-1. export (``training.feedback_dataset``), for decision-log rows in ``[since, until)``:
+1. export (``training.loop.feedback_dataset``), for decision-log rows in ``[since, until)``:
    every request with feedback -> one labelled row (``--score-bar``: a cheap-tier answer
    scored below it votes "the strong tier should have answered"); every request with text
    -> the newest ``max_log_rows`` (default 20,000; 0 = none) as *unlabelled* rows. The
@@ -17,9 +17,9 @@
    the served model's embedding table is reused when there is one;
 3. evaluate the candidate AND the champion (the served model; failing that, the registry's
    ``champion`` alias) with the same code on the same fixed held-out set: the test split
-   of the base data alone (``training.gate_eval.load_heldout``), so feedback can neither
+   of the base data alone (``training.evaluate.gate_eval.load_heldout``), so feedback can neither
    relabel nor drop a held-out row;
-4. gate (``training.gate``): promote only if not worse beyond tolerances and within the
+4. gate (``training.loop.gate``): promote only if not worse beyond tolerances and within the
    latency budget; otherwise the version stays registered, unpromoted, with the reasons;
 5. promote: publish the candidate's files into the served dir atomically (a running
    service reloads them), then sync the ``champion`` alias to it.
@@ -38,9 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.gate import GateConfig, GateResult, gate
-from training.gate_eval import HeldOut, gate_metrics, load_heldout, paired_latency
-from training.registry import ChampionSync
+from training.evaluate.gate_eval import HeldOut, gate_metrics, load_heldout, paired_latency
+from training.loop.gate import GateConfig, GateResult, gate
+from training.loop.registry import ChampionSync
 
 log = logging.getLogger("training.retrain")
 FROM_DECISION_LOG = "@decision-log"  # ``--from-feedback`` given without a path
@@ -106,7 +106,7 @@ def _export(opts: RetrainOptions, cfg: Any, out_dir: Path) -> tuple[Path, Path |
     """Decision log (options or ``ROUTER_*``) -> (feedback file, logs file, ``ExportStats``)."""
     from router_service.logstore import create_decision_log
     from router_service.settings import Settings
-    from training.feedback_dataset import export
+    from training.loop.feedback_dataset import export
 
     settings = Settings()
     decision_log = create_decision_log(
@@ -135,7 +135,7 @@ def _champion_dir(
     if served:
         return serve_dir, f"served dir {serve_dir}"
     if opts.mlflow:
-        from training.registry import champion_from_registry
+        from training.loop.registry import champion_from_registry
 
         found = champion_from_registry(cfg, dest)
         if found is not None:
@@ -186,7 +186,7 @@ def _sync(
     """-> ["<when>: <the alias synced to the served dir>"] (nothing when MLflow is off)."""
     if not opts.mlflow:
         return []
-    from training.registry import sync_champion
+    from training.loop.registry import sync_champion
 
     found: ChampionSync = sync_champion(cfg, serve_dir, prefer=prefer)
     return [f"{when}: {found.describe()}"]
@@ -195,7 +195,7 @@ def _sync(
 def _setup(opts: RetrainOptions) -> tuple[Any, Path, Path]:
     """Options -> (training config, served dir, work dir created)."""
     from training.config import REPO_ROOT, load_config
-    from training.registry import served_model_dir
+    from training.loop.registry import served_model_dir
 
     cfg = load_config(opts.config, seed=opts.seed, **opts.overrides)
     if opts.mlflow_tracking_uri:

@@ -6,7 +6,7 @@ idempotent and an interrupted run continues where it stopped. ``run_judge`` grad
 concurrently (asyncio + the router's own httpx backends): ``single`` mode asks for a 1-10
 rating of the logged answer; ``pairwise`` mode also gets the strong tier's answer and asks
 which is better in both orders (inconsistent verdicts -> tie). Calls are rate limited and
-retried on 429/5xx/timeouts (``training.judge_calls``: Retry-After, else exponential
+retried on 429/5xx/timeouts (``training.loop.judge_calls``: Retry-After, else exponential
 backoff); each request yields exactly one feedback row (status "ok" with score/preference,
 or "failed" with the error, never a made-up score) with its cost from token usage x the
 endpoints' prices (estimated when an endpoint reports no usage, and summarised apart).
@@ -14,7 +14,7 @@ endpoints' prices (estimated when an endpoint reports no usage, and summarised a
 The spend cap is a hard bound: a request starts only if its worst-case cost
 (``worst_case_cost``), on top of what was spent and what in-flight requests reserved at
 their worst case, stays within ``max_spend_usd``; a finished request releases its
-reservation down to its actual cost. CLI: ``training.judge_cli``."""
+reservation down to its actual cost. CLI: ``training.loop.judge_cli``."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from typing import Any, Literal
 import orjson
 
 from router_service.logstore import DecisionLog
-from training import judge_prompts as jp
-from training.judge_calls import (
+from training.loop import judge_prompts as jp
+from training.loop.judge_calls import (
     Caller,
     CallFailed,
     Priced,

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from router_service.features import FEATURE_NAMES, handcrafted_features, scored_text
-from training import sources
 from training.config import TrainConfig
+from training.data import sources
 
 log = logging.getLogger("training")
 
@@ -153,7 +153,7 @@ def load_raw(cfg: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any
 
     label_files = sources.expand([cfg.sharegpt_labels_glob], REPO_ROOT)
     if label_files:
-        from training.sharegpt import first_human_turns
+        from training.data.sharegpt import first_human_turns
 
         rows = sources.load_sharegpt(label_files, first_human_turns(), cache)
         labelled += _sample(rows, cfg.max_intent_rows, seed + 1)

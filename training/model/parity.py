@@ -16,8 +16,8 @@ import numpy as np
 from router_service.features import handcrafted_features, messages_from_payload, scored_text
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
-from training.embed import StaticEmbedding
-from training.heads import Heads, design_matrix
+from training.model.embed import StaticEmbedding
+from training.model.heads import Heads, design_matrix
 
 ODD_INPUTS: tuple[Any, ...] = (
     "",

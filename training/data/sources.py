@@ -6,7 +6,7 @@ normalised ``messages`` plus whatever labels the source has. Files are read thro
 a JSON-lines file whose lines ``datasets`` cannot unify (mixed types across lines) is read
 line by line instead, so one odd file never stops training.
 
-Sources: handwritten prompts, ShareGPT labels (text from ``training.sharegpt``), RouteLLM
+Sources: handwritten prompts, ShareGPT labels (text from ``training.data.sharegpt``), RouteLLM
 MMLU/GSM8K outcomes (plus ``download_routellm`` for users without the folder), judge
 feedback, exported request logs, and the benchmarks' contaminated-prompt lists."""
 
@@ -259,7 +259,7 @@ def load_routellm(
         if not files:
             raise FileNotFoundError(
                 f"no RouteLLM {bench} outcome files under {root}; set ROUTER_ROUTELLM_DIR or "
-                "run training.sources.download_routellm(<dir>)"
+                "run training.data.sources.download_routellm(<dir>)"
             )
         # One load for all of a benchmark's CSVs (they share the outcome columns).
         frame = read_table(files, cache_dir)

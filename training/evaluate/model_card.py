@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from training.evaluate import ROUTELLM_MMLU_APGR
+from training.evaluate.report import ROUTELLM_MMLU_APGR
 
 
 def _stack_note(intent_head: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ preferences, user thumbs/scores) into one ``strong_win`` label by weighted vote:
 
 The label is 1 when the weighted mean of the votes is above 1/2 (a tie keeps the cheap
 tier), None when nothing voted. ``export`` writes the JSON-lines files that
-``training.data`` reads (``feedback_globs`` / ``request_log_globs``)."""
+``training.data.corpus`` reads (``feedback_globs`` / ``request_log_globs``)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``load_heldout``: the held-out set is the test split of the *base* data only (handwritten
 prompts, ShareGPT labels, MMLU/GSM8K outcomes; no feedback, no logs). Feedback can neither
-relabel nor drop a held-out row (``training.data`` merges duplicate prompts and ranks
+relabel nor drop a held-out row (``training.data.corpus`` merges duplicate prompts and ranks
 feedback above the benchmarks), so the candidate and the champion are measured on the same
 rows whatever the feedback says, and ``fingerprint`` proves it. The feedback rows get their
 own corpus (same hash split) for an informational AUC.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from training.config import TrainConfig
 
 if TYPE_CHECKING:  # pandas is imported only when the gate runs
-    from training.data import Corpus
+    from training.data.corpus import Corpus
 
 # Columns of a held-out row that the gate's metrics read (besides the prompt, in ``key``).
 HELDOUT_COLUMNS = (
@@ -69,9 +69,9 @@ def heldout_fingerprint(corpus: Corpus) -> str:
 
 def feedback_corpus(cfg: TrainConfig) -> Corpus | None:
     """The config's feedback files alone -> a corpus (None when they hold no labels)."""
-    from training import sources
     from training.config import REPO_ROOT
-    from training.data import build_corpus
+    from training.data import sources
+    from training.data.corpus import build_corpus
 
     files = sources.expand(cfg.feedback_globs, REPO_ROOT)
     cache = cfg.path(cfg.cache_dir) / "hf_datasets"
@@ -81,7 +81,7 @@ def feedback_corpus(cfg: TrainConfig) -> Corpus | None:
 
 def load_heldout(cfg: TrainConfig) -> HeldOut:
     """A training config -> the gate's fixed held-out set (see the module docstring)."""
-    from training.data import load_corpus
+    from training.data.corpus import load_corpus
 
     base = load_corpus(base_config(cfg))
     return HeldOut(base, feedback_corpus(cfg), heldout_fingerprint(base))
@@ -93,8 +93,8 @@ def quality_metrics(corpus: Corpus, scorer: Any) -> dict[str, float]:
     import numpy as np
 
     from router_service.intents import INTENTS
-    from training import metrics
-    from training.data import BENCHMARKS
+    from training.data.corpus import BENCHMARKS
+    from training.evaluate import metrics
 
     frame = corpus.frame
     out: dict[str, float] = {}

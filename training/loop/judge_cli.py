@@ -1,4 +1,4 @@
-"""``learned-router judge`` arguments -> a judge run over the decision log (see training.judge).
+"""``learned-router judge`` arguments -> a judge run over the decision log (training.loop.judge).
 
 The judge is any OpenAI-compatible endpoint: by default the strong tier's first enabled
 backend of the policy, or ``--judge-backend NAME``, or ``--judge-base-url`` +
@@ -32,8 +32,8 @@ from router_service.policy import (
     load_policy,
     resolve_backends,
 )
-from training.judge import JudgeOptions, JudgeSummary, run_judge
-from training.judge_calls import Priced
+from training.loop.judge import JudgeOptions, JudgeSummary, run_judge
+from training.loop.judge_calls import Priced
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
