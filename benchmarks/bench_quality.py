@@ -48,6 +48,38 @@ def config_for(quick: bool) -> Any:
     return load_config("default")
 
 
+def ood_frames(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The OOD table -> DataFrames: strong-win APGR per held-out source (baselines and
+    learned in one run), intent per held-out source, and family means beside the
+    in-distribution means."""
+    import pandas as pd
+
+    ood = results["ood"]
+    strong = pd.DataFrame(
+        [
+            {"held-out source": k, "family": r["family"], "n": r["n"], **r["apgr"]}
+            for k, r in ood["strong"].items()
+        ]
+    ).set_index("held-out source")
+    strong["learned - heuristic"] = strong["learned"] - strong["heuristic"]
+    intent = pd.DataFrame(
+        [
+            {
+                "held-out source": k,
+                "n": r["n"],
+                **{
+                    f"{who} {m}": r["detail"][who][m]
+                    for who in ("heuristic", "learned")
+                    for m in ("macro_f1", "accuracy", "balanced_accuracy")
+                },
+            }
+            for k, r in ood["intent"].items()
+        ]
+    ).set_index("held-out source")
+    means = pd.DataFrame(ood["summary"]).T
+    return {"strong_win": strong, "intent": intent, "family_means": means}
+
+
 def oracle_scores(corpus: Any) -> np.ndarray:
     """Per row: strong_correct - weak_correct (NaN-free; rows without outcomes get 0)."""
     frame = corpus.frame
@@ -71,7 +103,11 @@ def evaluate(cfg: Any, model_dir: Path) -> Evaluation:
         model_dir, bool(spec["normalize"]), int(spec.get("head_tokens", 0))
     )
     emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
-    report = ev.evaluate_model(corpus, scorer, emb, cfg)
+    from training.evaluate.selection import model_context
+
+    cfg, base = model_context(cfg, scorer.manifest)
+    report = ev.evaluate_model(corpus, scorer, emb, cfg, None, base)
+    report["selection"] = scorer.manifest.get("selection")
     add_oracle(report, corpus)
     return Evaluation(report, corpus, scorer, cfg)
 
@@ -133,6 +169,8 @@ def results_of(ev: Evaluation, seconds: float | None = None) -> dict[str, Any]:
         "intent": report["intent"],
         "routing": report["routing"],
         "routing_lobo": report["routing_lobo"],
+        "ood": report["ood"],
+        "selection": report.get("selection"),
         "latency_in_eval": report["latency"],
         "metrics": report["metrics"],
         "tier_shares_sharegpt_test": {"n": len(convs), **shares},
@@ -375,7 +413,19 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         for k, v in shares.items()
         if isinstance(v, dict)
     ]
+    from training.evaluate import ood_markdown
+
+    ood = [
+        "**Out of distribution (the headline)**: every learned number below comes from models",
+        "that never trained on the source they are scored on (leave one source out,",
+        "`training.evaluate.ood`); random, prompt length, heuristic and kNN in the same run.",
+        "",
+        ood_markdown.render(results["ood"], results.get("selection")),
+    ]
     parts = [
+        *ood,
+        "**In distribution** (hash-split test rows of the sources the model trained on):",
+        "",
         f"Model `{results['model_version']}`, data snapshot `{results['data']['snapshot']}` "
         f"(config `{results['config']}`), hash-split held-out rows; contaminated benchmark "
         f"prompts excluded from evaluation. Same numbers as `make eval`, plus the oracle.",

@@ -38,6 +38,7 @@ from training.model.heads import (
     TemperatureScaler,
     design_matrix,
     fit_intent,
+    fit_intent_linear,
     fit_intent_stacked,
     fit_strong,
     intent_logits,
@@ -83,6 +84,8 @@ def build_model(
     normalize: bool = True,
     head_tokens: int = 4,
     stack_c: float = 0.0,
+    intent_kind: str = "hgb",
+    strong_kind: str = "hgb",
 ) -> tuple[StaticEmbedding, Heads]:
     """A real exported model dir (router.onnx, tokenizer.json, manifest.json) -> its parts."""
     rng = np.random.default_rng(seed)
@@ -99,12 +102,13 @@ def build_model(
         [INTENTS[(WORDS.index(t.split()[0].rstrip("?")) % 5) * 2] for t in texts], object
     )
     wins = (X[:, 0] + rng.normal(0, 0.2, len(X)) > 0).astype(int)
-    intent, stack = fit_intent_stacked(
-        X, intents, dataclasses.replace(SMALL, intent_stack_c=stack_c)
-    )
-    heads = Heads(
-        intent, fit_strong(X, wins, SMALL), TemperatureScaler(1.4), PlattScaler(0.8, -0.3), stack
-    )
+    cfg = dataclasses.replace(SMALL, intent_stack_c=stack_c, intent_linear_c=1.0)
+    if intent_kind == "linear":
+        intent, stack = None, fit_intent_linear(X, intents, cfg)
+    else:
+        intent, stack = fit_intent_stacked(X, intents, cfg)
+    strong = fit_strong(X, wins, SMALL, kind=strong_kind)
+    heads = Heads(intent, strong, TemperatureScaler(1.4), PlattScaler(0.8, -0.3), stack)
     saved = save_model(build_graph(embedder, heads), embedder, out_dir)
     manifest = build_manifest(
         model_version=version,
@@ -190,6 +194,28 @@ def test_exported_graph_matches_the_sklearn_pipeline(exported) -> None:
     assert probs[:, unseen].max() < 1e-6
 
 
+@pytest.mark.parametrize(
+    ("intent_kind", "strong_kind"),
+    [("linear", "gain"), ("linear", "linear"), ("linear", "hgb"), ("hgb", "gain")],
+)
+def test_parity_for_every_head_kind(tmp_path: Path, intent_kind: str, strong_kind: str) -> None:
+    """Linear heads (one Gemm, no trees when both are linear), the "gain" difference of two
+    sigmoids and mixed tree/linear graphs all match the sklearn reference."""
+    embedder, heads = build_model(
+        tmp_path, seed=4, intent_kind=intent_kind, strong_kind=strong_kind
+    )
+    scorer = LearnedScorer.load(tmp_path)
+    convs = [messages_from_payload(t) for t in sample_prompts(120, seed=13)]
+    result = check_parity(scorer, embedder, heads, convs, tol=1e-4)
+    assert result["ok"], result
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["heads"]["strong_win"]["type"] == strong_kind
+    if intent_kind == strong_kind == "linear" or (intent_kind, strong_kind) == ("linear", "gain"):
+        assert manifest["heads"]["n_trees"] == 0
+    probs, _, _ = scorer.predict_batch(convs[:20])
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
 @pytest.mark.parametrize(("normalize", "head_tokens"), [(False, 4), (True, 0), (False, 0)])
 def test_parity_without_normalisation_or_head_pooling(
     tmp_path: Path, normalize: bool, head_tokens: int
@@ -228,7 +254,7 @@ def test_pooling_is_bit_exact_including_padding(exported) -> None:
 
     out, embedder, _ = exported
     model = onnx.load(str(out / "router.onnx"))
-    model.graph.output.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, None))
+    model.graph.output.append(helper.make_tensor_value_info("emb", TensorProto.FLOAT, None))
     sess = ort.InferenceSession(model.SerializeToString())
     texts = [*sample_prompts(40, seed=21), "", "hello"]
     ids = embedder.token_ids(texts)
@@ -240,8 +266,8 @@ def test_pooling_is_bit_exact_including_padding(exported) -> None:
         id_arr[r, len(row) :] = 7  # garbage under the mask must not matter
         mask[r, : len(row)] = 1
     feats = np.zeros((len(ids), 14), np.float32)
-    x = sess.run(["x"], {"input_ids": id_arr, "attention_mask": mask, "features": feats})[0]
-    assert np.array_equal(x[:, : embedder.out_dim], embedder.embed(texts))
+    x = sess.run(["emb"], {"input_ids": id_arr, "attention_mask": mask, "features": feats})[0]
+    assert np.array_equal(x, embedder.embed(texts))
 
 
 def test_parity_check_catches_a_graph_that_drifted(exported) -> None:
@@ -261,5 +287,6 @@ def test_raw_strong_logit_matches_decision_function(exported) -> None:
     texts = [scored_text(c) for c in convs]
     feats = np.array([handcrafted_features(c, t) for c, t in zip(convs, texts, strict=True)])
     X = design_matrix(embedder.embed(texts), feats)
-    p = heads.strong.predict_proba(X)[:, 1]
+    assert heads.strong.trees is not None
+    p = heads.strong.trees.predict_proba(X)[:, 1]
     assert np.allclose(1 / (1 + np.exp(-strong_logit(heads.strong, X))), p, atol=1e-9)

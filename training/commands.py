@@ -328,7 +328,11 @@ def run_eval(args: argparse.Namespace) -> int:
         model_dir, bool(spec["normalize"]), int(spec.get("head_tokens", 0))
     )
     emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
-    report = ev.evaluate_model(corpus, scorer, emb, cfg)
+    from training.evaluate.selection import model_context
+
+    cfg, base = model_context(cfg, scorer.manifest)
+    report = ev.evaluate_model(corpus, scorer, emb, cfg, None, base)
+    report["selection"] = scorer.manifest.get("selection")
     if args.transformer:
         from rich.console import Console
 

@@ -28,6 +28,7 @@ from training.config import TrainConfig
 from training.data.corpus import Corpus, load_corpus
 from training.evaluate import report as ev
 from training.evaluate.model_card import render
+from training.evaluate.selection import apply_selection, select_heads
 from training.loop.registry import ChampionSync
 from training.model.embed import (
     StaticEmbedding,
@@ -37,6 +38,7 @@ from training.model.embed import (
     minilm_source,
 )
 from training.model.export_onnx import build_graph, build_manifest, save_model
+from training.model.finetune import tune_settings, tune_table
 from training.model.heads import Heads, design_matrix, fit_heads
 from training.model.parity import assert_parity, check_parity
 from training.summary import print_summary
@@ -163,13 +165,32 @@ def _run(cfg: TrainConfig, console: Console | None, served_dir: Path | None) -> 
     if cfg.embedder != "static":
         raise ValueError(f"unknown embedder {cfg.embedder!r} (static or transformer)")
 
+    texts = corpus.frame["text"].tolist()
     with st.stage("embed (static)"):
-        embedder = load_static(cfg)
-        emb = embed_cached(embedder, corpus.frame["text"].tolist(), cfg.path(cfg.cache_dir))
+        base = load_static(cfg)
+        emb = embed_cached(base, texts, cfg.path(cfg.cache_dir))
         X = design_matrix(emb, corpus.features)
 
+    selection: dict[str, Any] | None = None
+    if cfg.select_heads:
+        with st.stage("select heads on held-out sources (OOD table)"):
+            selection = select_heads(corpus, X, cfg, base)
+        cfg = apply_selection(cfg, selection)
+        console.log(f"selected: {selection['selected']}")
+
+    embedder, tuned_head = base, None
+    if cfg.tune_embedding:
+        with st.stage("tune the table on intent labels"):
+            rows = np.flatnonzero(corpus.intent_mask("train"))
+            intents = corpus.frame["intent"].to_numpy(object)[rows]
+            embedder, tuned_head = tune_table(
+                base, [texts[i] for i in rows], list(intents), tune_settings(cfg)
+            )
+            emb = embedder.embed(texts)
+            X = design_matrix(emb, corpus.features)
+
     with st.stage("train + calibrate heads"):
-        heads, calib = fit_heads(corpus, X, cfg)
+        heads, calib = fit_heads(corpus, X, cfg, tuned_head)
 
     out_dir = cfg.path(cfg.out_dir)
     staging = out_dir.with_name(f".{out_dir.name}.staging")
@@ -199,13 +220,18 @@ def _run(cfg: TrainConfig, console: Console | None, served_dir: Path | None) -> 
         assert_parity(parity)
 
     with st.stage("evaluate"):
-        report = ev.evaluate_model(corpus, scorer, emb, cfg)
+        report = ev.evaluate_model(corpus, scorer, emb, cfg, selection)
     if cfg.report_transformer:
         report["transformer"] = transformer_report(cfg, corpus, st)
     report.update(calibration=calib, parity=parity, data=data_info)
 
     with st.stage("write model"):
-        manifest = build_manifest(metrics=report["metrics"], parity=parity, **common)  # type: ignore[arg-type]
+        manifest = build_manifest(
+            metrics=report["metrics"],
+            parity=parity,
+            selection=report.get("selection"),
+            **common,  # type: ignore[arg-type]
+        )
         _write_manifest(staging, manifest)
         (staging / "MODEL_CARD.md").write_text(render(manifest, report, calib), encoding="utf-8")
         _replace_dir(staging, out_dir)

@@ -33,7 +33,7 @@ log = logging.getLogger("training")
 
 SPLITS = ("train", "calib", "test")
 # Which source's label wins when the same prompt appears more than once.
-SOURCE_PRIORITY = ("sharegpt", "handwritten", "feedback", "gsm8k", "mmlu", "logs")
+SOURCE_PRIORITY = ("sharegpt", "handwritten", "alpaca_eval", "feedback", "gsm8k", "mmlu", "logs")
 BENCHMARKS = ("mmlu", "gsm8k")
 _WS = re.compile(r"\s+")
 
@@ -57,8 +57,8 @@ def split_of(key: str, calib_fraction: float, test_fraction: float) -> str:
 class Corpus:
     """Labelled rows (``frame``) with aligned hand-crafted features, plus unlabelled logs."""
 
-    # key split text messages intent intent_source strong_win win_source weak_correct
-    # strong_correct contaminated sources ref
+    # key split text messages intent intent_source strong_win win_source win_group
+    # weak_correct strong_correct contaminated sources ref
     frame: pd.DataFrame
     features: np.ndarray  # [len(frame), len(FEATURE_NAMES)] float32
     unlabelled: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -121,6 +121,7 @@ def merge_duplicates(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any
                 "intent_source": None,
                 "strong_win": None,
                 "win_source": None,
+                "win_group": None,
                 "weak_correct": None,
                 "strong_correct": None,
             }
@@ -129,6 +130,7 @@ def merge_duplicates(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any
             cur["intent"], cur["intent_source"] = row["intent"], row["source"]
         if cur["strong_win"] is None and row.get("strong_win") is not None:
             cur["strong_win"], cur["win_source"] = row["strong_win"], row["source"]
+            cur["win_group"] = row.get("group") or row["source"]
             cur["weak_correct"] = row.get("weak_correct")
             cur["strong_correct"] = row.get("strong_correct")
     return list(merged.values()), len(rows) - len(merged)
@@ -165,6 +167,14 @@ def load_raw(cfg: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any
             rows = sources.load_routellm(root, [bench], cache)
             labelled += _sample(rows, cfg.max_benchmark_rows, seed + 2 + i)
         contaminated = sources.load_contaminated(root, cfg.benchmarks)
+
+    if cfg.alpaca_eval_label:
+        from training.data.alpaca_eval import load_alpaca_eval, load_intent_labels
+
+        intents = load_intent_labels(sources.expand([cfg.alpaca_eval_intents_glob], REPO_ROOT))
+        labelled += load_alpaca_eval(
+            cfg.resolved_alpaca_eval_dir(), cfg.alpaca_eval_label, cache, intents
+        )
 
     fb_files = sources.expand(cfg.feedback_globs, REPO_ROOT)
     labelled += sources.load_feedback(fb_files, cfg.judge_score_bar, cache)
@@ -208,7 +218,7 @@ def build_corpus(
             n_pseudo += 1
             kept.append(
                 {
-                    **{k: None for k in ("strong_win", "win_source")},
+                    **{k: None for k in ("strong_win", "win_source", "win_group")},
                     **{k: None for k in ("weak_correct", "strong_correct")},
                     "key": row["key"],
                     "text": row["text"],

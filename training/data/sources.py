@@ -25,6 +25,7 @@ import pandas as pd
 
 from router_service.features import messages_from_payload
 from router_service.intents import INTENTS
+from training.data.mmlu import EXCLUDED_SUBJECTS, MMLU_SUBJECTS, subject_group
 
 log = logging.getLogger("training")
 
@@ -36,25 +37,11 @@ EXAMPLE_KEYS = (
     "weak_correct",  # benchmark rows only (for APGR), else None
     "strong_correct",
     "ref",  # file/id for tracing a row back
+    "group",  # the source group the OOD protocol holds out (mmlu_stem, gsm8k, alpaca_oasst...)
 )
 WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG_MODEL = "gpt-4-1106-preview"
 ROUTELLM_RAW = "https://raw.githubusercontent.com/lm-sys/RouteLLM/main/routellm/evals"
-MMLU_SUBJECTS = (  # noqa: SIM905 (57 names: one string reads better)
-    "abstract_algebra anatomy astronomy business_ethics clinical_knowledge college_biology "
-    "college_chemistry college_computer_science college_mathematics college_medicine "
-    "college_physics computer_security conceptual_physics econometrics electrical_engineering "
-    "elementary_mathematics formal_logic global_facts high_school_biology "
-    "high_school_chemistry high_school_computer_science high_school_european_history "
-    "high_school_geography high_school_government_and_politics high_school_macroeconomics "
-    "high_school_mathematics high_school_microeconomics high_school_physics "
-    "high_school_psychology high_school_statistics high_school_us_history "
-    "high_school_world_history human_aging human_sexuality international_law jurisprudence "
-    "logical_fallacies machine_learning management marketing medical_genetics miscellaneous "
-    "moral_disputes moral_scenarios nutrition philosophy prehistory professional_accounting "
-    "professional_law professional_medicine professional_psychology public_relations "
-    "security_studies sociology us_foreign_policy virology world_religions"
-).split()
 
 
 def example(source: str, messages: Any, ref: str, **labels: Any) -> dict[str, Any]:
@@ -136,6 +123,27 @@ def read_table(path: Path | list[Path], cache_dir: Path | None = None) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def read_splits(
+    files: Mapping[str, Path], cache_dir: Path | None = None
+) -> dict[str, pd.DataFrame]:
+    """Named CSV files -> one DataFrame per name, in one ``datasets`` load (a split each)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
+    loaded = datasets.load_dataset(
+        "csv",
+        data_files={name: str(path) for name, path in files.items()},
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    out: dict[str, pd.DataFrame] = {}
+    for name in files:
+        frame = loaded[name].to_pandas()
+        assert isinstance(frame, pd.DataFrame)
+        out[name] = frame
+    return out
+
+
 def _clean(value: Any) -> Any:
     """pandas/arrow missing values and numpy scalars/arrays -> plain Python."""
     if value is None:
@@ -204,7 +212,7 @@ def load_sharegpt(
     return rows
 
 
-def _benchmark_rows(frame: pd.DataFrame, name: str, ref: str) -> list[dict[str, Any]]:
+def _benchmark_rows(frame: pd.DataFrame, name: str, ref: str, group: str) -> list[dict[str, Any]]:
     for col in ("prompt", WEAK_MODEL, STRONG_MODEL):
         if col not in frame.columns:
             raise ValueError(f"{ref}: column {col!r} missing (have {list(frame.columns)})")
@@ -225,6 +233,7 @@ def _benchmark_rows(frame: pd.DataFrame, name: str, ref: str) -> list[dict[str, 
                 strong_win=int(s and not w),
                 weak_correct=int(w),
                 strong_correct=int(s),
+                group=group,
             )
         )
     return rows
@@ -249,10 +258,17 @@ def routellm_files(root: Path, benchmark: str) -> list[Path]:
     raise ValueError(f"unknown benchmark {benchmark!r} (known: mmlu, gsm8k)")
 
 
+def _mmlu_subject(path: Path) -> str:
+    return path.stem.removeprefix("mmlu_")
+
+
 def load_routellm(
     root: Path, benchmarks: Iterable[str], cache_dir: Path | None = None
 ) -> list[dict[str, Any]]:
-    """RouteLLM outcome CSVs -> strong-win rows (GPT-4 right and Mixtral wrong => 1)."""
+    """RouteLLM outcome CSVs -> strong-win rows (GPT-4 right and Mixtral wrong => 1).
+
+    MMLU rows carry their subject group (``training.data.mmlu``); subjects listed in
+    ``EXCLUDED_SUBJECTS`` (broken outcome labels) are skipped with a log line."""
     rows: list[dict[str, Any]] = []
     for bench in benchmarks:
         files = routellm_files(root, bench)
@@ -261,9 +277,16 @@ def load_routellm(
                 f"no RouteLLM {bench} outcome files under {root}; set ROUTER_ROUTELLM_DIR or "
                 "run training.data.sources.download_routellm(<dir>)"
             )
-        # One load for all of a benchmark's CSVs (they share the outcome columns).
-        frame = read_table(files, cache_dir)
-        rows.extend(_benchmark_rows(frame, bench, bench))
+        if bench != "mmlu":
+            rows.extend(_benchmark_rows(read_table(files, cache_dir), bench, bench, bench))
+            continue
+        kept = [f for f in files if _mmlu_subject(f) not in EXCLUDED_SUBJECTS]
+        for f in sorted(set(files) - set(kept)):
+            log.info("skipping %s: %s", f.name, EXCLUDED_SUBJECTS[_mmlu_subject(f)])
+        # One ``datasets`` load for all subjects: a split per subject keeps each row's subject.
+        for subject, frame in read_splits({_mmlu_subject(f): f for f in kept}, cache_dir).items():
+            group = subject_group(subject) if subject in MMLU_SUBJECTS else "mmlu_other"
+            rows.extend(_benchmark_rows(frame, bench, f"mmlu_{subject}", group))
     return rows
 
 
@@ -290,7 +313,7 @@ def download_routellm(dest: Path, benchmarks: Iterable[str] = ("mmlu", "gsm8k"))
     wanted: list[str] = []
     for bench in benchmarks:
         if bench == "mmlu":
-            wanted += [f"mmlu/responses/mmlu_{s}.csv" for s in MMLU_SUBJECTS]
+            wanted += [f"mmlu/responses/mmlu_{s}.csv" for s in sorted(MMLU_SUBJECTS)]
         elif bench == "gsm8k":
             wanted.append("gsm8k/gsm8k_responses.csv")
         wanted.append(f"{bench}/contaminated_prompts.jsonl")

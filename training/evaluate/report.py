@@ -26,7 +26,7 @@ from router_service.routing import RoutingPolicy, decide
 from training.config import TrainConfig
 from training.data.corpus import BENCHMARKS, Corpus
 from training.evaluate import metrics
-from training.model.heads import design_matrix, fit_strong, strong_logit
+from training.model.heads import design_matrix, fit_strong, outcome_targets, strong_logit
 
 ROUTELLM_MMLU_APGR = 0.603  # RouteLLM's best published router (matrix factorisation), MMLU
 # RouteLLM's announcement (LMSYS, 2024-07-01), same GPT-4-1106 / Mixtral-8x7B pair as the
@@ -187,7 +187,13 @@ def lobo_section(
         if len(tr) < 50 or len(idx) < 20:
             continue
         try:
-            head = fit_strong(X[tr], y[tr], cfg)
+            head = fit_strong(
+                X[tr],
+                y[tr],
+                cfg,
+                frame["win_source"].to_numpy(object)[tr],
+                outcome_targets(frame.iloc[tr]),
+            )
         except ValueError:
             continue
         _, heur = _heuristic(corpus, idx)
@@ -251,6 +257,9 @@ def headline(report: Mapping[str, Any]) -> dict[str, float]:
         tag = pair.replace("->", "_to_")
         for name, m in block["scorers"].items():
             out[f"lobo_apgr_{tag}_{name}"] = m["apgr"]
+    for name, vals in report.get("ood", {}).get("summary", {}).items():
+        for family, value in vals.items():
+            out[f"ood_{family}_{name}"] = value
     lat = report.get("latency", {})
     if lat.get("n"):
         out["latency_p50_us"] = lat["decision_p50_us"]
@@ -263,8 +272,17 @@ def evaluate_model(
     learned: LearnedScorer,
     emb: np.ndarray,
     cfg: TrainConfig,
+    selection: dict[str, Any] | None = None,
+    base: Any = None,
 ) -> dict[str, Any]:
-    """Everything above in one run; ``emb`` = static embeddings aligned with the corpus."""
+    """Everything above in one run; ``emb`` = static embeddings aligned with the corpus;
+    ``base``: the untuned embedder, to re-tune per fold when the shipped table was tuned.
+
+    ``ood`` (the headline) is the shipped heads' leave-one-source-out table
+    (``training.evaluate.selection.shipped_table``); ``selection`` the candidates'."""
+    from training.evaluate.selection import selection_summary, shipped_table
+
+    X = design_matrix(emb, corpus.features)
     report: dict[str, Any] = {
         "model_version": learned.version,
         "reference": {
@@ -275,6 +293,8 @@ def evaluate_model(
         },
         "intent": intent_section(corpus, learned),
         "routing": routing_section(corpus, learned, emb, cfg),
+        "ood": shipped_table(corpus, X, cfg, selection, base),
+        "selection": selection_summary(selection),
         "routing_lobo": lobo_section(corpus, emb, cfg),
         "latency": latency_section(corpus, learned, cfg.latency_prompts, cfg.seed),
         "unlabelled": unlabelled_section(corpus, learned),

@@ -154,14 +154,18 @@ class _Ensemble:
 
 
 def heads_ensemble(heads: Heads) -> _Ensemble:
-    """Both heads -> one ensemble: columns 0..13 intent logits, column 14 strong-win logit."""
-    ens = _Ensemble(len(INTENTS) + 1)
-    classes = [int(c) for c in heads.intent.classes_]
-    for col in set(range(len(INTENTS))) - set(classes):
-        ens.base[col] = MISSING_LOGIT
-    # Two classes: sklearn keeps one logit (for classes_[1]); classes_[0] stays at 0.
-    ens.add_model(heads.intent, [classes[1]] if len(classes) == 2 else classes)
-    ens.add_model(heads.strong, [len(INTENTS)])
+    """The boosted heads -> one ensemble: the intent logits (columns 0..13, when the intent
+    head is boosted), then the strong-win logit (when that head is)."""
+    intent_trees, strong_trees = heads.intent is not None, heads.strong.kind == "hgb"
+    ens = _Ensemble(len(INTENTS) * intent_trees + strong_trees)
+    if heads.intent is not None:
+        classes = [int(c) for c in heads.intent.classes_]
+        for col in set(range(len(INTENTS))) - set(classes):
+            ens.base[col] = MISSING_LOGIT
+        # Two classes: sklearn keeps one logit (for classes_[1]); classes_[0] stays at 0.
+        ens.add_model(heads.intent, [classes[1]] if len(classes) == 2 else classes)
+    if heads.strong.trees is not None:
+        ens.add_model(heads.strong.trees, [ens.n_targets - 1])
     return ens
 
 
@@ -255,15 +259,20 @@ def _embedding_nodes(embedder: StaticEmbedding) -> tuple[list[Any], list[Any], s
     return nodes, inits, "emb"
 
 
-def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
-    """Embedder + heads -> the complete router graph (few nodes: onnxruntime spends ~1-2 µs
-    per node on one row, as much as the arithmetic of most of them)."""
-    n_int, n_feat = len(INTENTS), len(FEATURE_NAMES)
-    nodes, inits, emb = _embedding_nodes(embedder)
-    inits += [_const("split_sizes", [n_int, 1], np.int64), _const("flat", [-1], np.int64)]
+def _tree_nodes(heads: Heads, emb: str, n_emb: int) -> tuple[list[Any], list[Any], dict[str, str]]:
+    """The boosted parts of the heads -> (nodes, initializers, {"intent"|"strong": output}).
+
+    One TreeEnsembleRegressor over ``x = [emb || features (|| stacked log-probabilities)]``
+    holds every boosted head; the calibrators are affine in the raw scores, so they are
+    folded into its leaves (intent: 1 / temperature; strong-win: Platt's a and b)."""
+    intent_trees, strong_trees = heads.intent is not None, heads.strong.kind == "hgb"
+    if not (intent_trees or strong_trees):
+        return [], [], {}
     mk = helper.make_node
+    nodes: list[Any] = []
+    inits: list[Any] = []
     x_inputs = [emb, "features"]
-    if heads.stack is not None:  # the stacked linear model's log-probabilities, float64
+    if intent_trees and heads.stack is not None:  # stacked log-probabilities, float64
         inits += [
             _const("stack_w", heads.stack.coef.T, np.float64),
             _const("stack_b", heads.stack.intercept.reshape(1, -1), np.float64),
@@ -276,19 +285,95 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         ]
         x_inputs.append("stack_lp")
     ens = heads_ensemble(heads)
-    # The calibrators are affine in the raw scores, so they are folded into the trees: intent
-    # leaves and baselines scaled by 1 / temperature, the strong-win ones by Platt's a (+ b).
+    n_int = len(INTENTS) if intent_trees else 0
     scale = np.full(ens.n_targets, 1.0 / heads.temperature.temperature)
-    scale[n_int] = heads.platt.a
     offset = np.zeros(ens.n_targets)
-    offset[n_int] = heads.platt.b
+    if strong_trees:
+        scale[n_int], offset[n_int] = heads.platt.a, heads.platt.b
     ens.calibrate(scale, offset)
+    nodes += [mk("Concat", x_inputs, ["x"], axis=1), ens.node("x", "z_trees")]
+    if intent_trees and strong_trees:
+        inits.append(_const("tree_split", [n_int, 1], np.int64))
+        nodes.append(mk("Split", ["z_trees", "tree_split"], ["z_intent", "z_win"], axis=1))
+        return nodes, inits, {"intent": "z_intent", "strong": "z_win"}
+    return nodes, inits, {"intent" if intent_trees else "strong": "z_trees"}
+
+
+def _linear_nodes(heads: Heads, emb: str) -> tuple[list[Any], list[Any], dict[str, str]]:
+    """The linear parts of the heads -> one float32 Gemm on the pooled embedding, split into
+    the intent logits (divided by the temperature; ``MISSING_LOGIT`` for unseen classes)
+    and the strong-win logit(s), with Platt scaling applied to the raw score."""
+    mk = helper.make_node
+    weights, biases, sizes, names = [], [], [], []
+    if heads.intent is None:
+        stack = heads.stack
+        assert stack is not None
+        t = heads.temperature.temperature
+        w = np.zeros((stack.n_emb, len(INTENTS)))
+        b = np.full(len(INTENTS), MISSING_LOGIT)
+        w[:, stack.classes] = stack.coef.T
+        b[stack.classes] = stack.intercept
+        weights.append(w / t)
+        biases.append(b / t)
+        sizes.append(len(INTENTS))
+        names.append("z_intent")
+    strong = heads.strong
+    if strong.kind != "hgb":
+        assert strong.linear is not None
+        weights.append(strong.linear.coef.T)
+        biases.append(strong.linear.intercept)
+        sizes.append(strong.linear.n_out)
+        names.append("strong_l")
+    if not weights:
+        return [], [], {}
+    inits = [
+        _const("lin_w", np.concatenate(weights, axis=1)),
+        _const("lin_b", np.concatenate(biases).reshape(1, -1)),
+        _const("lin_split", sizes, np.int64),
+        _const("platt_a", [[heads.platt.a]]),
+        _const("platt_b", [[heads.platt.b]]),
+    ]
+    nodes = [mk("Gemm", [emb, "lin_w", "lin_b"], ["lin_z"])]
+    if len(names) > 1:
+        nodes.append(mk("Split", ["lin_z", "lin_split"], names, axis=1))
+    else:
+        nodes.append(mk("Identity", ["lin_z"], names))
+    out = {"intent": "z_intent"} if heads.intent is None else {}
+    if strong.kind == "linear":
+        raw = "strong_l"
+    elif strong.kind == "gain":  # sigmoid(l_strong) - sigmoid(l_weak)
+        inits.append(_const("gain_split", [1, 1], np.int64))
+        nodes += [
+            mk("Sigmoid", ["strong_l"], ["strong_p"]),
+            mk("Split", ["strong_p", "gain_split"], ["p_strong_right", "p_weak_right"], axis=1),
+            mk("Sub", ["p_strong_right", "p_weak_right"], ["gain"]),
+        ]
+        raw = "gain"
+    else:
+        return nodes, inits, out
     nodes += [
-        mk("Concat", x_inputs, ["x"], axis=1),
-        ens.node("x", "z"),  # [N, 15]: calibrated intent logits, strong-win logit
-        mk("Split", ["z", "split_sizes"], ["z_intent", "z_win"], axis=1),
-        mk("Softmax", ["z_intent"], [OUTPUT_NAMES[0]], axis=1),
-        mk("Sigmoid", ["z_win"], ["p_win"]),
+        mk("Mul", [raw, "platt_a"], ["win_scaled"]),
+        mk("Add", ["win_scaled", "platt_b"], ["z_win"]),
+    ]
+    out["strong"] = "z_win"
+    return nodes, inits, out
+
+
+def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
+    """Embedder + heads -> the complete router graph (few nodes: onnxruntime spends ~1-2 µs
+    per node on one row, as much as the arithmetic of most of them)."""
+    n_int, n_feat = len(INTENTS), len(FEATURE_NAMES)
+    nodes, inits, emb = _embedding_nodes(embedder)
+    inits.append(_const("flat", [-1], np.int64))
+    mk = helper.make_node
+    tree_nodes, tree_inits, tree_out = _tree_nodes(heads, emb, embedder.out_dim)
+    lin_nodes, lin_inits, lin_out = _linear_nodes(heads, emb)
+    logits = {**tree_out, **lin_out}
+    nodes += tree_nodes + lin_nodes
+    inits += tree_inits + lin_inits
+    nodes += [
+        mk("Softmax", [logits["intent"]], [OUTPUT_NAMES[0]], axis=1),
+        mk("Sigmoid", [logits["strong"]], ["p_win"]),
         mk("Reshape", ["p_win", "flat"], [OUTPUT_NAMES[1]]),
     ]
     graph = helper.make_graph(
@@ -321,8 +406,14 @@ def save_model(model: onnx.ModelProto, embedder: StaticEmbedding, out_dir: Path)
     data = model.SerializeToString()
     (out_dir / "router.onnx").write_bytes(data)
     embedder.tokenizer.save(str(out_dir / "tokenizer.json"))
-    trees = next(n for n in model.graph.node if n.op_type == "TreeEnsembleRegressor")
-    tree_ids = next(a.ints for a in trees.attribute if a.name == "nodes_treeids")
+    tree_ids = [
+        t
+        for node in model.graph.node
+        if node.op_type == "TreeEnsembleRegressor"
+        for a in node.attribute
+        if a.name == "nodes_treeids"
+        for t in a.ints
+    ]
     return {
         "onnx_bytes": len(data),
         "onnx_sha256": hashlib.sha256(data).hexdigest(),
@@ -342,6 +433,7 @@ def build_manifest(
     parity: dict[str, Any],
     config_name: str,
     created_at: str,
+    selection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything serving must check, and everything a reader wants to know, as JSON."""
     return {
@@ -374,14 +466,32 @@ def build_manifest(
         },
         "heads": {
             "intent": {
-                "type": "HistGradientBoostingClassifier",
-                "stacked": "LogisticRegression log-probabilities" if heads.stack else None,
-                "rounds": int(heads.intent.n_iter_),
-                "classes_seen": [INTENTS[int(c)] for c in heads.intent.classes_],
+                "type": (
+                    "LogisticRegression"
+                    if heads.intent is None
+                    else "HistGradientBoostingClassifier"
+                ),
+                "stacked": (
+                    "LogisticRegression log-probabilities"
+                    if heads.intent is not None and heads.stack
+                    else None
+                ),
+                "rounds": int(heads.intent.n_iter_) if heads.intent is not None else None,
+                "classes_seen": [
+                    INTENTS[int(c)]
+                    for c in (
+                        heads.intent.classes_ if heads.intent is not None else heads.stack.classes  # type: ignore[union-attr]
+                    )
+                ],
             },
             "strong_win": {
-                "type": "HistGradientBoostingClassifier",
-                "rounds": int(heads.strong.n_iter_),
+                "type": heads.strong.kind,
+                "model": {
+                    "hgb": "HistGradientBoostingClassifier",
+                    "linear": "LogisticRegression",
+                    "gain": "two LogisticRegressions: P(strong right) - P(weak right)",
+                }[heads.strong.kind],
+                "rounds": heads.strong.rounds,
             },
             "n_trees": saved["n_trees"],
             "n_tree_nodes": saved["n_tree_nodes"],
@@ -391,6 +501,7 @@ def build_manifest(
             "strong_win": {"method": "platt", "a": heads.platt.a, "b": heads.platt.b},
         },
         "training_data": data,
+        "selection": selection,
         "metrics": metrics,
         "parity": parity,
         "onnx_bytes": saved["onnx_bytes"],

@@ -1,14 +1,18 @@
 """[embedding || hand-crafted features] -> two calibrated heads (the sklearn reference).
 
-* intent: ``HistGradientBoostingClassifier`` over the 14 ``INTENTS`` (columns always in
-  ``INTENTS`` order; a class absent from training gets the constant logit ``MISSING_LOGIT``),
-  calibrated by temperature scaling of its raw logits: ``softmax(z / T)``.
-* strong_win: binary ``HistGradientBoostingClassifier``, calibrated by Platt scaling of its
-  raw logit: ``sigmoid(a * z + b)``.
+* intent (``cfg.intent_head``): "linear", a logistic regression on the pooled embedding
+  whose log-probabilities are the logits, or "hgb", a ``HistGradientBoostingClassifier``
+  over [design matrix || that regression's out-of-fold log-probabilities] (columns always
+  in ``INTENTS`` order; a class absent from training gets the constant logit
+  ``MISSING_LOGIT``). Calibrated by temperature scaling: ``softmax(z / T)``.
+* strong_win (``cfg.strong_head``, see ``StrongHead``): "hgb" (boosted trees on the design
+  matrix), "linear" (one logistic regression on the pooled embedding) or "gain" (two: the
+  probability that the strong model is right minus the probability that the weak one is).
+  Calibrated by Platt scaling of the raw score: ``sigmoid(a * raw + b)``.
 
-Both calibrators act on the boosting *raw* scores, which the ONNX graph reproduces exactly
-(a tree-ensemble regressor with the same leaves), so ``Heads.predict`` here and the graph
-agree to float32 precision."""
+Which kinds ship is decided on held-out sources (``training.evaluate.ood``). The ONNX graph
+reproduces every raw score (trees with the same leaves, the same Gemms), so
+``Heads.predict`` here and the graph agree to float32 precision."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from router_service.features import FEATURE_NAMES
 from router_service.intents import INTENT_INDEX, INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
+from training.model.linear import LinearLogits, fit_linear
 
 MISSING_LOGIT = -30.0  # raw logit of an intent with no training example
 
@@ -79,14 +84,43 @@ class LinearStack:
     coef: np.ndarray  # [K, n_emb] float64
     intercept: np.ndarray  # [K] float64
     n_emb: int
+    classes: np.ndarray  # [K] the INTENTS indices of the K rows
+
+    def log_probs64(self, X: np.ndarray) -> np.ndarray:
+        emb = np.asarray(X[:, : self.n_emb], np.float32).astype(np.float64)
+        return np.asarray(log_softmax(emb @ self.coef.T + self.intercept, axis=1), np.float64)
 
     def log_probs(self, X: np.ndarray) -> np.ndarray:
-        emb = np.asarray(X[:, : self.n_emb], np.float32).astype(np.float64)
-        return np.asarray(log_softmax(emb @ self.coef.T + self.intercept, axis=1), np.float32)
+        return self.log_probs64(X).astype(np.float32)
+
+    def intent_logits(self, X: np.ndarray) -> np.ndarray:
+        """-> [N, 14] log-probabilities in ``INTENTS`` order (``MISSING_LOGIT`` for classes
+        absent from training): the logits of the "linear" intent head."""
+        out = np.full((len(X), len(INTENTS)), MISSING_LOGIT, np.float64)
+        out[:, self.classes.astype(int)] = self.log_probs64(X)
+        return out
 
 
 def _logreg(cfg: TrainConfig) -> LogisticRegression:
     return LogisticRegression(C=cfg.intent_stack_c, max_iter=2000)
+
+
+def fit_intent_linear(X: np.ndarray, intents: np.ndarray, cfg: TrainConfig) -> LinearStack:
+    """Rows and intent names -> the "linear" intent head: a logistic regression on the pooled
+    embedding (``cfg.intent_linear_c``, ``cfg.intent_class_weight``)."""
+    y = intent_labels(intents)
+    if len(np.unique(y)) < 2:
+        raise ValueError("the intent head needs at least two intents in the training data")
+    n_emb = X.shape[1] - len(FEATURE_NAMES)
+    model = LogisticRegression(
+        C=cfg.intent_linear_c, max_iter=3000, class_weight=cfg.intent_class_weight
+    ).fit(np.asarray(X[:, :n_emb], np.float32), y)
+    return LinearStack(
+        np.asarray(model.coef_, np.float64),
+        model.intercept_.astype(float),
+        n_emb,
+        model.classes_.astype(np.int64),
+    )
 
 
 def fit_stack(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[LinearStack, np.ndarray]:
@@ -97,7 +131,12 @@ def fit_stack(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[LinearSta
     oof = cross_val_predict(_logreg(cfg), emb, y, cv=folds, method="decision_function")
     oof = np.asarray(log_softmax(np.asarray(oof, np.float64), axis=1), np.float32)
     full = _logreg(cfg).fit(emb, y)
-    stack = LinearStack(np.asarray(full.coef_, np.float64), full.intercept_.astype(float), n_emb)
+    stack = LinearStack(
+        np.asarray(full.coef_, np.float64),
+        full.intercept_.astype(float),
+        n_emb,
+        full.classes_.astype(np.int64),
+    )
     return stack, oof
 
 
@@ -140,20 +179,87 @@ def source_weights(sources: np.ndarray, power: float, cap: float) -> np.ndarray:
     return per_source[inverse].astype(np.float64)
 
 
+STRONG_KINDS = ("hgb", "linear", "gain")
+INTENT_KINDS = ("hgb", "linear")
+
+
+@dataclass
+class StrongHead:
+    """One strong-win scorer: ``raw(X)`` is the uncalibrated score Platt scaling maps.
+
+    * "hgb": boosted trees, raw = their logit;
+    * "linear": raw = the logit of one logistic regression on the pooled embedding;
+    * "gain": raw = sigmoid(l_strong) - sigmoid(l_weak), two regressions predicting that the
+      strong and the weak model answer correctly: the expected gain of routing up. Unlike
+      one "strong right and weak wrong" logit, it can say "hard, but both fail"."""
+
+    kind: str
+    trees: HistGradientBoostingClassifier | None = None
+    linear: LinearLogits | None = None
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        if self.kind == "hgb":
+            assert self.trees is not None
+            return np.asarray(self.trees.decision_function(X), np.float64).reshape(-1)
+        assert self.linear is not None
+        z = self.linear(X)
+        if self.kind == "linear":
+            return z[:, 0]
+        return np.asarray(expit(z[:, 0]) - expit(z[:, 1]), np.float64)
+
+    @property
+    def rounds(self) -> int | None:
+        return int(self.trees.n_iter_) if self.trees is not None else None
+
+
+def outcome_targets(frame_rows: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Strong-win rows -> (P(strong right), P(weak right)) targets of the "gain" head.
+
+    Benchmark and AlpacaEval rows carry both; a judge verdict only says whether the cheap
+    answer was good enough: strong_win 1 -> (1, 0), 0 -> (1, 1)."""
+    win = frame_rows["strong_win"].to_numpy(np.float64)
+    strong = frame_rows["strong_correct"].to_numpy(np.float64)
+    weak = frame_rows["weak_correct"].to_numpy(np.float64)
+    missing = np.isnan(strong) | np.isnan(weak)
+    strong = np.where(missing, 1.0, strong)
+    weak = np.where(missing, 1.0 - win, weak)
+    return strong, weak
+
+
 def fit_strong(
     X: np.ndarray,
     wins: np.ndarray,
     cfg: TrainConfig,
     sources: np.ndarray | None = None,
-) -> HistGradientBoostingClassifier:
-    y = np.asarray(wins, np.int64)
-    if len(np.unique(y)) < 2:
+    outcomes: tuple[np.ndarray, np.ndarray] | None = None,
+    kind: str | None = None,
+) -> StrongHead:
+    """Rows + strong-win labels (0/1 or soft) -> a fitted ``StrongHead`` of ``kind``
+    (default ``cfg.strong_head``). ``sources``: per-row group for ``source_weights``;
+    ``outcomes``: (strong right, weak right) targets, needed by "gain"."""
+    kind = kind or cfg.strong_head
+    if kind not in STRONG_KINDS:
+        raise ValueError(f"unknown strong head {kind!r} (known: {', '.join(STRONG_KINDS)})")
+    y = np.asarray(wins, np.float64)
+    if y.min() == y.max():
         raise ValueError("the strong-win head needs both outcomes in the training data")
     weight = None
     if sources is not None and cfg.strong_source_balance > 0:
         weight = source_weights(sources, cfg.strong_source_balance, cfg.strong_max_source_weight)
+    n_emb = X.shape[1] - len(FEATURE_NAMES)
+    if kind == "linear":
+        return StrongHead(kind, linear=fit_linear(X, [y], cfg.strong_linear_c, n_emb, weight))
+    if kind == "gain":
+        if outcomes is None:  # only the verdict: strong_win 1 -> (1, 0), 0 -> (1, 1)
+            outcomes = (np.ones(len(y)), 1.0 - y)
+        lin = fit_linear(X, list(outcomes), cfg.strong_linear_c, n_emb, weight)
+        return StrongHead(kind, linear=lin)
+    hard = y >= 0.5  # the trees take hard labels; soft ones weigh their row by the margin
+    w = np.ones(len(y)) if weight is None else weight
+    w = w * np.where((y > 0) & (y < 1), np.abs(2 * y - 1), 1.0)
     with threadpool_limits(cfg.train_threads, user_api="openmp"):
-        return _hgb(cfg, "strong", len(y)).fit(X, y, sample_weight=weight)
+        trees = _hgb(cfg, "strong", len(y)).fit(X, hard.astype(np.int64), sample_weight=w)
+    return StrongHead(kind, trees=trees)
 
 
 def intent_logits(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
@@ -169,8 +275,9 @@ def intent_logits(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.nd
     return out
 
 
-def strong_logit(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
-    return np.asarray(model.decision_function(X), np.float64).reshape(-1)
+def strong_logit(head: StrongHead, X: np.ndarray) -> np.ndarray:
+    """-> the head's raw (uncalibrated) strong-win score, float64 [N]."""
+    return head.raw(X)
 
 
 @dataclass
@@ -228,15 +335,23 @@ class PlattScaler:
 class Heads:
     """Both fitted heads and their calibrators: the numpy/sklearn reference pipeline."""
 
-    intent: HistGradientBoostingClassifier
-    strong: HistGradientBoostingClassifier
+    intent: HistGradientBoostingClassifier | None  # None: the "linear" intent head (stack)
+    strong: StrongHead
     temperature: TemperatureScaler
     platt: PlattScaler
     stack: LinearStack | None = None
 
     def intent_logits(self, X: np.ndarray) -> np.ndarray:
-        """[N, D+F] -> raw intent logits (the stacked log-probabilities appended first)."""
+        """[N, D+F] -> raw intent logits (trees over [X || stacked log-probabilities], or
+        the linear head's log-probabilities)."""
+        if self.intent is None:
+            assert self.stack is not None
+            return self.stack.intent_logits(X)
         return intent_logits(self.intent, intent_input(X, self.stack))
+
+    @property
+    def intent_kind(self) -> str:
+        return "linear" if self.intent is None else "hgb"
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, D+F] -> (intent_probs [N, 14], strong_win_rate [N]), calibrated."""
@@ -257,7 +372,9 @@ def intent_labels(intents: np.ndarray) -> np.ndarray:
     return np.array([INTENT_INDEX[i] for i in intents], np.int64)
 
 
-def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, dict[str, Any]]:
+def fit_heads(
+    corpus: Corpus, X: np.ndarray, cfg: TrainConfig, tuned_intent: LinearStack | None = None
+) -> tuple[Heads, dict[str, Any]]:
     """Corpus + design matrix -> calibrated ``Heads`` and a calibration report.
 
     Heads train on the train split (intent: every labelled source; strong-win: benchmarks
@@ -267,12 +384,30 @@ def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, d
     tr_i, ca_i = corpus.intent_mask("train"), corpus.intent_mask("calib")
     te_i = corpus.intent_mask("test", "sharegpt")
     tr_w, ca_w, te_w = (corpus.win_mask(s) for s in ("train", "calib", "test"))
+    if not cfg.strong_train_alpaca:  # AlpacaEval rows stay evaluation-only for this head
+        tr_w &= (frame["win_source"] != "alpaca_eval").to_numpy()
     intents = frame["intent"].to_numpy(object)
     wins = frame["strong_win"].to_numpy(np.float64)
-    intent, stack = fit_intent_stacked(X[tr_i], intents[tr_i], cfg)
-    strong = fit_strong(X[tr_w], wins[tr_w], cfg, frame["win_source"].to_numpy(object)[tr_w])
+    intent: HistGradientBoostingClassifier | None
+    stack: LinearStack | None
+    if tuned_intent is not None:  # trained with the table (training.model.finetune)
+        intent, stack = None, tuned_intent
+    elif cfg.intent_head == "linear":
+        intent, stack = None, fit_intent_linear(X[tr_i], intents[tr_i], cfg)
+    elif cfg.intent_head == "hgb":
+        intent, stack = fit_intent_stacked(X[tr_i], intents[tr_i], cfg)
+    else:
+        raise ValueError(f"unknown intent head {cfg.intent_head!r} (known: {INTENT_KINDS})")
+    strong = fit_strong(
+        X[tr_w],
+        wins[tr_w],
+        cfg,
+        frame["win_source"].to_numpy(object)[tr_w],
+        outcome_targets(frame[tr_w]),
+    )
+    heads = Heads(intent, strong, TemperatureScaler(), PlattScaler(), stack)
     temperature = TemperatureScaler().fit(
-        intent_logits(intent, intent_input(X[ca_i], stack)), intent_labels(intents[ca_i])
+        heads.intent_logits(X[ca_i]), intent_labels(intents[ca_i])
     )
     platt = PlattScaler().fit(strong_logit(strong, X[ca_w]), wins[ca_w])
     heads = Heads(intent, strong, temperature, platt, stack)
@@ -283,8 +418,10 @@ def fit_heads(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> tuple[Heads, d
         "temperature": temperature.temperature,
         "platt_a": platt.a,
         "platt_b": platt.b,
-        "intent_rounds": int(intent.n_iter_),
-        "strong_rounds": int(strong.n_iter_),
+        "intent_head": heads.intent_kind,
+        "strong_head": strong.kind,
+        "intent_rounds": int(intent.n_iter_) if intent is not None else None,
+        "strong_rounds": strong.rounds,
         "train_rows": {"intent": int(tr_i.sum()), "strong_win": int(tr_w.sum())},
         "calib_rows": {"intent": int(ca_i.sum()), "strong_win": int(ca_w.sum())},
     }

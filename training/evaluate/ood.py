@@ -1,0 +1,390 @@
+"""(corpus, embeddings, config) -> the out-of-distribution table: each scorer on sources
+it never trained on, with its in-distribution score beside it, and the head kinds chosen.
+
+Folds (leave one source out; a fold's models train on the train split of every *other*
+source and are scored on every uncontaminated row of the held-out one):
+
+* correctness family (strong-win; APGR on RouteLLM's GPT-4 / Mixtral outcomes): the four
+  MMLU subject groups (``training.data.mmlu``) and GSM8K;
+* preference family (strong-win; APGR on AlpacaEval's judge verdicts against Mixtral): each
+  AlpacaEval origin (helpful_base, koala, oasst, selfinstruct, vicuna);
+* pooled correctness: every correctness fold's out-of-fold probabilities together, so the
+  ranking *across* sources (is a held-out GSM8K prompt ranked above a held-out humanities
+  one?) counts too;
+* intent (accuracy, macro-F1, balanced accuracy): handwritten, ShareGPT and AlpacaEval
+  prompts each held out, and ShareGPT split by language (non-ASCII-script) and length.
+
+Scorers: random, prompt length, the heuristic, kNN on the embedding (strong-win) and one
+learned model per candidate head kind. ``select`` picks the kind with the best mean of the
+family means (ties: the first listed); the in-distribution score (train split -> test split
+of the same sources) is reported beside every OOD number, never instead of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from router_service.features import FEATURE_NAMES
+from router_service.heuristic import HeuristicScorer
+from router_service.intents import INTENTS
+from training.config import TrainConfig
+from training.data.corpus import Corpus
+from training.data.mmlu import MMLU_GROUPS
+from training.evaluate import metrics
+from training.model.embed import StaticEmbedding
+from training.model.finetune import tune_settings
+from training.model.heads import (
+    fit_intent_linear,
+    fit_intent_stacked,
+    fit_strong,
+    intent_input,
+    intent_logits,
+    outcome_targets,
+    strong_logit,
+)
+
+CORRECTNESS = (*(f"mmlu_{g}" for g in MMLU_GROUPS), "gsm8k")
+PREFERENCE = tuple(
+    f"alpaca_{o}" for o in ("helpful_base", "koala", "oasst", "selfinstruct", "vicuna")
+)
+INTENT_SOURCES = ("handwritten", "sharegpt", "alpaca_eval")
+LONG_CHARS = 400  # ShareGPT "long" bucket: scored text longer than this
+NON_ASCII = 0.1  # ShareGPT "non-English" bucket: share of non-ASCII characters above this
+BASELINES = ("random", "length", "heuristic", "knn")
+FEATURE_NON_ASCII = FEATURE_NAMES.index("non_ascii_ratio")
+FEATURE_LENGTH = FEATURE_NAMES.index("log_chars_total")
+
+
+@dataclass(frozen=True)
+class Fold:
+    family: str  # "correctness" | "preference" | "intent"
+    name: str
+    test: np.ndarray  # row indices scored
+    train: np.ndarray  # row indices the fold's models learn from
+
+
+def strong_folds(corpus: Corpus) -> list[Fold]:
+    """One fold per strong-win source group present with both outcomes."""
+    f = corpus.frame
+    group = f["win_group"].to_numpy(object)
+    has = f["strong_win"].notna().to_numpy() & f["weak_correct"].notna().to_numpy()
+    clean = ~f["contaminated"].to_numpy(bool)
+    train = np.flatnonzero(corpus.win_mask("train"))
+    folds = []
+    for family, names in (("correctness", CORRECTNESS), ("preference", PREFERENCE)):
+        for name in names:
+            test = np.flatnonzero(has & clean & (group == name))
+            if len(test) >= 20:
+                folds.append(Fold(family, name, test, train[group[train] != name]))
+    return folds
+
+
+def intent_buckets(corpus: Corpus) -> np.ndarray:
+    """Labelled rows -> their intent source, ShareGPT refined to sharegpt_{non_english,long,
+    short} (by the non-ASCII share and length of the scored text)."""
+    f = corpus.frame
+    src = f["intent_source"].to_numpy(object).copy()
+    share = src == "sharegpt"
+    non_en = corpus.features[:, FEATURE_NON_ASCII] > NON_ASCII
+    long = f["text"].str.len().to_numpy() > LONG_CHARS
+    src[share & non_en] = "sharegpt_non_english"
+    src[share & ~non_en & long] = "sharegpt_long"
+    src[share & ~non_en & ~long] = "sharegpt_short"
+    return src
+
+
+def intent_folds(corpus: Corpus) -> list[Fold]:
+    f = corpus.frame
+    labelled = f["intent"].notna().to_numpy()
+    src = f["intent_source"].to_numpy(object)
+    bucket = intent_buckets(corpus)
+    train_split = (f["split"] == "train").to_numpy()
+    folds = []
+    for name in (*INTENT_SOURCES, "sharegpt_non_english", "sharegpt_long", "sharegpt_short"):
+        held = (src == name) if name in INTENT_SOURCES else (bucket == name)
+        test = np.flatnonzero(labelled & held)
+        if len(test) >= 20:
+            folds.append(Fold("intent", name, test, np.flatnonzero(labelled & train_split & ~held)))
+    return folds
+
+
+class _Data:
+    """Arrays the folds index into, computed once."""
+
+    def __init__(
+        self, corpus: Corpus, X: np.ndarray, cfg: TrainConfig, base: StaticEmbedding | None
+    ) -> None:
+        f = corpus.frame
+        self.corpus, self.X, self.cfg, self.base = corpus, X, cfg, base
+        self.tune = tune_settings(cfg)
+        self.n_emb = X.shape[1] - len(FEATURE_NAMES)
+        self.win = f["strong_win"].to_numpy(np.float64)
+        self.weak = f["weak_correct"].to_numpy(np.float64)
+        self.strong = f["strong_correct"].to_numpy(np.float64)
+        self.group = f["win_group"].to_numpy(object)
+        self.source = f["win_source"].to_numpy(object)
+        self.intents = f["intent"].to_numpy(object)
+        self.length = corpus.features[:, FEATURE_LENGTH].astype(np.float64)
+        heuristic = HeuristicScorer()
+        scores = [heuristic.score(m) for m in f["messages"]]
+        self.h_win = np.array([s.strong_win_rate for s in scores])
+        self.h_intent = np.array([s.intent for s in scores], object)
+
+
+def parse_candidate(spec: str) -> tuple[str, bool]:
+    """A strong-win candidate "kind" or "kind+alpaca" -> (head kind, trains on AlpacaEval)."""
+    kind, _, extra = spec.partition("+")
+    if extra not in ("", "alpaca"):
+        raise ValueError(f"strong-win candidate {spec!r}: expected KIND or KIND+alpaca")
+    return kind, extra == "alpaca"
+
+
+def _strong_scorer(d: _Data, spec: str) -> Callable[[np.ndarray], Callable[[np.ndarray], Any]]:
+    kind, with_alpaca = parse_candidate(spec)
+
+    def fit(train: np.ndarray) -> Callable[[np.ndarray], Any]:
+        if not with_alpaca:
+            train = train[d.source[train] != "alpaca_eval"]
+        rows = d.corpus.frame.iloc[train]
+        head = fit_strong(
+            d.X[train], d.win[train], d.cfg, d.source[train], outcome_targets(rows), kind=kind
+        )
+        return lambda idx: strong_logit(head, d.X[idx])
+
+    return fit
+
+
+def _intent_scorer(d: _Data, kind: str) -> Callable[[np.ndarray], Callable[[np.ndarray], Any]]:
+    def fit(train: np.ndarray) -> Callable[[np.ndarray], Any]:
+        if kind == "tuned":  # the table tuned on this fold's rows only, with its linear head
+            from training.model.finetune import tune_table
+
+            if d.base is None:
+                raise ValueError('the "tuned" intent candidate needs the untuned embedder')
+            texts = d.corpus.frame["text"].to_numpy(object)
+            tuned, head = tune_table(d.base, list(texts[train]), list(d.intents[train]), d.tune)
+            return lambda idx: head.intent_logits(tuned.embed(list(texts[idx]))).argmax(axis=1)
+        if kind == "linear":  # on the final (possibly tuned) embedding
+            lin = fit_intent_linear(d.X[train], d.intents[train], d.cfg)
+            return lambda idx: lin.intent_logits(d.X[idx]).argmax(axis=1)
+        trees, stack = fit_intent_stacked(d.X[train], d.intents[train], d.cfg)
+        return lambda idx: intent_logits(trees, intent_input(d.X[idx], stack)).argmax(axis=1)
+
+    return fit
+
+
+def _apgr(d: _Data, scores: np.ndarray, idx: np.ndarray) -> float:
+    return metrics.apgr(scores, d.weak[idx], d.strong[idx])
+
+
+def _knn(d: _Data, train: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    from training.evaluate.report import knn_scores
+
+    emb = d.X[:, : d.n_emb]
+    return knn_scores(emb[train], d.win[train], emb[idx], d.cfg.knn_k)
+
+
+def _strong_row(d: _Data, fold: Fold, learned: dict[str, np.ndarray]) -> dict[str, Any]:
+    idx = fold.test
+    rng = np.random.default_rng(d.cfg.seed)
+    rand = [_apgr(d, rng.random(len(idx)), idx) for _ in range(d.cfg.random_repeats)]
+    row: dict[str, Any] = {
+        "family": fold.family,
+        "n": len(idx),
+        "apgr": {
+            "random": float(np.mean(rand)),
+            "length": _apgr(d, d.length[idx], idx),
+            "heuristic": _apgr(d, d.h_win[idx], idx),
+            "knn": _apgr(d, _knn(d, fold.train, idx), idx),
+            **{f"learned_{k}": _apgr(d, s, idx) for k, s in learned.items()},
+        },
+    }
+    return row
+
+
+def intent_scores(truth: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
+    """-> accuracy, macro-F1 and balanced accuracy (mean recall over the true classes)."""
+    rep = metrics.intent_report(list(truth), list(pred), INTENTS)
+    t, p = np.asarray(truth, object), np.asarray(pred, object)
+    recalls = [float(np.mean(p[t == c] == c)) for c in np.unique(t)]
+    return {
+        "accuracy": rep["accuracy"],
+        "macro_f1": rep["macro_f1"],
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+    }
+
+
+def _family_means(rows: dict[str, dict[str, Any]], metric: str, key: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in ("correctness", "preference", "intent"):
+        vals = [r[metric][key] for r in rows.values() if r["family"] == family and key in r[metric]]
+        if vals:
+            out[family] = float(np.mean(vals))
+            out[f"{family}_worst"] = float(np.min(vals))
+    return out
+
+
+def ood_table(
+    corpus: Corpus,
+    X: np.ndarray,
+    cfg: TrainConfig,
+    strong_kinds: Sequence[str],
+    intent_kinds: Sequence[str],
+    base_embedder: StaticEmbedding | None = None,
+) -> dict[str, Any]:
+    """Every fold, every scorer -> {"strong": {fold: row}, "intent": {fold: row},
+    "pooled": ..., "in_distribution": ..., "summary": per-scorer family means,
+    "selected": {"strong": kind, "intent": kind}}."""
+    d = _Data(corpus, X, cfg, base_embedder)
+    strong_rows: dict[str, dict[str, Any]] = {}
+    pooled = {k: np.zeros(len(corpus.frame)) for k in ("heuristic", "length", *strong_kinds)}
+    pooled_idx: list[np.ndarray] = []
+    for fold in strong_folds(corpus):
+        learned = {}
+        for kind in strong_kinds:
+            score = _strong_scorer(d, kind)(fold.train)
+            learned[kind] = np.asarray(score(fold.test), np.float64)
+        strong_rows[fold.name] = _strong_row(d, fold, learned)
+        if fold.family == "correctness":
+            pooled_idx.append(fold.test)
+            for kind in strong_kinds:  # ranks within the fold's model -> comparable scale
+                pooled[kind][fold.test] = _calibrated(d, kind, fold, learned[kind])
+    pooled_row = _pooled(d, pooled, pooled_idx, strong_kinds)
+
+    intent_rows: dict[str, dict[str, Any]] = {}
+    for fold in intent_folds(corpus):
+        truth = list(d.intents[fold.test])
+        row: dict[str, Any] = {"family": "intent", "n": len(fold.test), "macro_f1": {}}
+        detail = {"heuristic": intent_scores(truth, list(d.h_intent[fold.test]))}
+        for kind in intent_kinds:
+            pred = _intent_scorer(d, kind)(fold.train)(fold.test)
+            detail[f"learned_{kind}"] = intent_scores(truth, [INTENTS[i] for i in pred])
+        row["macro_f1"] = {k: v["macro_f1"] for k, v in detail.items()}
+        row["detail"] = detail
+        intent_rows[fold.name] = row
+
+    summary = {
+        **{
+            name: _family_means(strong_rows, "apgr", name)
+            for name in (*BASELINES, *(f"learned_{k}" for k in strong_kinds))
+        }
+    }
+    for name in ("heuristic", *(f"learned_{k}" for k in intent_kinds)):
+        summary.setdefault(name, {}).update(_family_means(intent_rows, "macro_f1", name))
+    in_dist = in_distribution(d, strong_kinds, intent_kinds)
+    return {
+        "strong": strong_rows,
+        "pooled_correctness": pooled_row,
+        "intent": intent_rows,
+        "in_distribution": in_dist,
+        "summary": summary,
+        "selected": {
+            "strong": select_strong(summary, strong_kinds) if strong_kinds else None,
+            "intent": select_intent(summary, intent_kinds) if intent_kinds else None,
+        },
+        "candidates": {"strong": list(strong_kinds), "intent": list(intent_kinds)},
+    }
+
+
+def _calibrated(d: _Data, kind: str, fold: Fold, scores: np.ndarray) -> np.ndarray:
+    """A fold model's raw scores -> Platt probabilities fitted on its own training rows'
+    calibration split, so scores of different folds can be ranked together."""
+    from training.model.heads import PlattScaler
+
+    calib = np.flatnonzero(d.corpus.win_mask("calib"))
+    calib = calib[d.group[calib] != fold.name]
+    raw = _strong_scorer(d, kind)(fold.train)(calib)
+    platt = PlattScaler().fit(np.asarray(raw, np.float64), d.win[calib] >= 0.5)
+    return platt(scores)
+
+
+def _pooled(
+    d: _Data, pooled: dict[str, np.ndarray], parts: list[np.ndarray], kinds: Sequence[str]
+) -> dict[str, Any]:
+    if not parts:
+        return {"n": 0}
+    idx = np.concatenate(parts)
+    out = {
+        "n": len(idx),
+        "apgr": {
+            "length": _apgr(d, d.length[idx], idx),
+            "heuristic": _apgr(d, d.h_win[idx], idx),
+            **{f"learned_{k}": _apgr(d, pooled[k][idx], idx) for k in kinds},
+        },
+    }
+    return out
+
+
+def in_distribution(
+    d: _Data, strong_kinds: Sequence[str], intent_kinds: Sequence[str]
+) -> dict[str, Any]:
+    """Train split -> test split of the same sources: the number OOD is shown beside."""
+    corpus = d.corpus
+    train = np.flatnonzero(corpus.win_mask("train"))
+    out: dict[str, Any] = {"strong": {}, "intent": {}}
+    scorers = {k: _strong_scorer(d, k)(train) for k in strong_kinds}
+    for name in (*CORRECTNESS, *PREFERENCE):
+        idx = np.flatnonzero(corpus.win_mask("test") & (d.group == name))
+        idx = idx[~np.isnan(d.weak[idx])]
+        if len(idx) < 20:
+            continue
+        out["strong"][name] = {
+            "n": len(idx),
+            "apgr": {
+                "heuristic": _apgr(d, d.h_win[idx], idx),
+                **{f"learned_{k}": _apgr(d, np.asarray(s(idx)), idx) for k, s in scorers.items()},
+            },
+        }
+    labelled = corpus.frame["intent"].notna().to_numpy()
+    tr = np.flatnonzero(labelled & corpus.mask("train"))
+    preds = {k: _intent_scorer(d, k)(tr) for k in intent_kinds}
+    src = corpus.frame["intent_source"].to_numpy(object)
+    for name in INTENT_SOURCES:
+        idx = np.flatnonzero(labelled & corpus.mask("test") & (src == name))
+        if len(idx) < 20:
+            continue
+        truth = list(d.intents[idx])
+        out["intent"][name] = {
+            "n": len(idx),
+            "macro_f1": {
+                "heuristic": intent_scores(truth, list(d.h_intent[idx]))["macro_f1"],
+                **{
+                    f"learned_{k}": intent_scores(truth, [INTENTS[i] for i in p(idx)])["macro_f1"]
+                    for k, p in preds.items()
+                },
+            },
+        }
+    return out
+
+
+def _mean_of(summary: dict[str, dict[str, float]], name: str, families: Sequence[str]) -> float:
+    vals = [summary.get(name, {}).get(f) for f in families]
+    finite = [v for v in vals if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else -np.inf
+
+
+def select_strong(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:
+    """The strong-win candidate to ship: among the kinds trained without AlpacaEval, the best
+    mean of the correctness and preference family means (first listed on ties); its
+    "+alpaca" variant replaces it only if it is at least as good on *both* families, so
+    the CC BY-NC data is kept only where it helps correctness without hurting the rest."""
+    plain = [c for c in candidates if not parse_candidate(c)[1]] or list(candidates)
+    fams = ("correctness", "preference")
+    best = max(plain, key=lambda c: (_mean_of(summary, f"learned_{c}", fams), -plain.index(c)))
+    variant = f"{parse_candidate(best)[0]}+alpaca"
+    if variant in candidates and variant != best:
+        ours, theirs = summary.get(f"learned_{best}", {}), summary.get(f"learned_{variant}", {})
+        if all(theirs.get(f, -np.inf) >= ours.get(f, np.inf) for f in fams):
+            return variant
+    return best
+
+
+def select_intent(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:
+    """The intent candidate with the best mean leave-one-source-out macro-F1."""
+    return max(
+        candidates,
+        key=lambda c: (_mean_of(summary, f"learned_{c}", ("intent",)), -candidates.index(c)),
+    )

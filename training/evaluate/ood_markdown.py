@@ -1,0 +1,136 @@
+"""OOD table (``training.evaluate.ood``) -> markdown: the headline leave-one-source-out
+table (random, prompt length, heuristic, kNN and the learned model in one run), the family
+means beside the in-distribution numbers, and the candidates the selection compared."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+STRONG_COLUMNS = ("random", "length", "heuristic", "knn", "learned")
+
+
+def _f(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.3f}"
+
+
+def strong_rows(table: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| held-out source | family | n | "
+        + " | ".join(STRONG_COLUMNS)
+        + " | learned − heuristic |",
+        "|---|---|---|" + "---|" * (len(STRONG_COLUMNS) + 1),
+    ]
+    for name, row in table.get("strong", {}).items():
+        a = row["apgr"]
+        delta = a.get("learned", math.nan) - a.get("heuristic", math.nan)
+        lines.append(
+            f"| {name} | {row['family']} | {row['n']} | "
+            + " | ".join(_f(a.get(c)) for c in STRONG_COLUMNS)
+            + f" | {delta:+.3f} |"
+        )
+    pooled = table.get("pooled_correctness", {})
+    if pooled.get("n"):
+        a = pooled["apgr"]
+        lines.append(
+            f"| all correctness folds pooled | correctness | {pooled['n']} | – | "
+            f"{_f(a.get('length'))} | {_f(a.get('heuristic'))} | – | {_f(a.get('learned'))} | "
+            f"{a.get('learned', math.nan) - a.get('heuristic', math.nan):+.3f} |"
+        )
+    return lines
+
+
+def intent_rows(table: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| held-out source | n | heuristic macro-F1 | learned macro-F1 | heuristic acc / "
+        "bal. acc | learned acc / bal. acc |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in table.get("intent", {}).items():
+        h, lr = row["detail"]["heuristic"], row["detail"]["learned"]
+        lines.append(
+            f"| {name} | {row['n']} | {_f(h['macro_f1'])} | {_f(lr['macro_f1'])} | "
+            f"{_f(h['accuracy'])} / {_f(h['balanced_accuracy'])} | "
+            f"{_f(lr['accuracy'])} / {_f(lr['balanced_accuracy'])} |"
+        )
+    return lines
+
+
+def family_rows(table: Mapping[str, Any]) -> list[str]:
+    """Family means (mean and worst fold) OOD, beside the in-distribution mean."""
+    summary, ind = table.get("summary", {}), table.get("in_distribution", {})
+    lines = [
+        "| family | metric | scorer | OOD mean | OOD worst fold | in-distribution mean |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family, metric, part in (
+        ("correctness", "APGR", "strong"),
+        ("preference", "APGR", "strong"),
+        ("intent", "macro-F1", "intent"),
+    ):
+        for scorer in ("heuristic", "learned"):
+            vals = summary.get(scorer, {})
+            if family not in vals:
+                continue
+            key = "apgr" if part == "strong" else "macro_f1"
+            in_vals = [
+                r[key].get(scorer)
+                for n, r in ind.get(part, {}).items()
+                if (part == "intent" or _family_of(n) == family) and r[key].get(scorer) is not None
+            ]
+            in_mean = sum(in_vals) / len(in_vals) if in_vals else None
+            lines.append(
+                f"| {family} | {metric} | {scorer} | {_f(vals.get(family))} | "
+                f"{_f(vals.get(f'{family}_worst'))} | {_f(in_mean)} |"
+            )
+    return lines
+
+
+def _family_of(name: str) -> str:
+    return "preference" if name.startswith("alpaca_") else "correctness"
+
+
+def candidate_rows(selection: Mapping[str, Any] | None) -> list[str]:
+    """The selection's candidates, family means each, and which shipped."""
+    if not selection:
+        return []
+    summary, chosen = selection["summary"], selection["selected"]
+    lines = [
+        "| head | candidate | correctness OOD (mean / worst) | preference OOD (mean / worst) | "
+        "intent macro-F1 OOD (mean / worst) | shipped |",
+        "|---|---|---|---|---|---|",
+    ]
+    for part in ("strong", "intent"):
+        for cand in selection["candidates"][part]:
+            v = summary.get(f"learned_{cand}", {})
+            cells = [
+                f"{_f(v.get(f))} / {_f(v.get(f + '_worst'))}"
+                for f in ("correctness", "preference", "intent")
+            ]
+            mark = "yes" if chosen[part] == cand else ""
+            lines.append(f"| {part} | {cand} | " + " | ".join(cells) + f" | {mark} |")
+    return lines
+
+
+def render(table: Mapping[str, Any], selection: Mapping[str, Any] | None = None) -> str:
+    out = [
+        "Strong-win routing, leave one source out (APGR; random 0.5):",
+        "",
+        *strong_rows(table),
+        "",
+        "Intent, leave one source out:",
+        "",
+        *intent_rows(table),
+        "",
+        "Family means, out of distribution beside in distribution (train split -> test split "
+        "of the same sources):",
+        "",
+        *family_rows(table),
+    ]
+    cands = candidate_rows(selection)
+    if cands:
+        out += ["", "Candidates compared by the selection (learned only):", "", *cands]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,126 @@
+"""(corpus, base design matrix, config) -> the head kinds to ship, chosen out of
+distribution, and the OOD table of the shipped model on its own (final) embedding.
+
+``select_heads`` runs ``training.evaluate.ood.ood_table`` over the config's candidates on
+the untuned table (intent candidate "tuned" tunes a table per fold, on that fold's training
+rows only); ``apply_selection`` turns the winners into config fields; ``shipped_table``
+re-scores the shipped strong-win kind on the final embedding (tuned for intent on every
+intent source's train split: its strong-win folds never see a strong-win label of the source
+they are scored on, but AlpacaEval prompts did shape the table through their intent labels)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from training.config import TrainConfig
+from training.data.corpus import Corpus
+from training.evaluate.ood import ood_table, parse_candidate
+from training.model.embed import StaticEmbedding
+
+
+def select_heads(
+    corpus: Corpus, X: np.ndarray, cfg: TrainConfig, base: StaticEmbedding
+) -> dict[str, Any]:
+    """-> the OOD table of every candidate, with ``selected`` = {"strong", "intent"}."""
+    return ood_table(corpus, X, cfg, cfg.strong_candidates, cfg.intent_candidates, base)
+
+
+def apply_selection(cfg: TrainConfig, selection: dict[str, Any]) -> TrainConfig:
+    """Config + selected candidates -> the config that trains them."""
+    kind, with_alpaca = parse_candidate(selection["selected"]["strong"])
+    intent = selection["selected"]["intent"]
+    return dataclasses.replace(
+        cfg,
+        strong_head=kind,
+        strong_train_alpaca=with_alpaca,
+        intent_head="linear" if intent == "tuned" else intent,
+        tune_embedding=intent == "tuned",
+    )
+
+
+def selection_summary(selection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The selection -> what the manifest keeps of it (candidates, family means, winners)."""
+    if selection is None:
+        return None
+    return {k: selection[k] for k in ("candidates", "summary", "selected")}
+
+
+def shipped_spec(cfg: TrainConfig) -> str:
+    return cfg.strong_head + ("+alpaca" if cfg.strong_train_alpaca else "")
+
+
+def shipped_table(
+    corpus: Corpus,
+    X: np.ndarray,
+    cfg: TrainConfig,
+    selection: dict[str, Any] | None,
+    base: StaticEmbedding | None = None,
+) -> dict[str, Any]:
+    """The shipped strong-win kind on the final embedding, every fold, beside the baselines;
+    intent rows from the selection (the shipped intent candidate's leave-one-source-out
+    numbers) when there is one, else the shipped intent kind on this embedding."""
+    # A tuned table saw every intent source: its intent folds re-tune per fold from ``base``.
+    intent_kind = "tuned" if cfg.tune_embedding and base is not None else cfg.intent_head
+    kinds = [] if selection else [intent_kind]
+    table = ood_table(corpus, X, cfg, [shipped_spec(cfg)], kinds, base)
+    if selection is not None:
+        chosen = selection["selected"]["intent"]
+        table["intent"] = {
+            name: {
+                **row,
+                "macro_f1": {
+                    "heuristic": row["macro_f1"]["heuristic"],
+                    "learned": row["macro_f1"][f"learned_{chosen}"],
+                },
+                "detail": {
+                    "heuristic": row["detail"]["heuristic"],
+                    "learned": row["detail"][f"learned_{chosen}"],
+                },
+            }
+            for name, row in selection["intent"].items()
+        }
+        for key in ("heuristic", "learned"):
+            table["summary"].setdefault(key, {}).update(
+                {
+                    k: v
+                    for k, v in selection["summary"]
+                    .get(f"learned_{chosen}" if key == "learned" else key, {})
+                    .items()
+                    if k.startswith("intent")
+                }
+            )
+    return _rename_learned(table, shipped_spec(cfg), intent_kind)
+
+
+def _rename_learned(table: dict[str, Any], strong: str, intent: str) -> dict[str, Any]:
+    """``learned_<kind>`` keys of the one shipped kind -> ``learned``."""
+
+    def fix(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            out = {}
+            for k, v in obj.items():
+                if k in (f"learned_{strong}", f"learned_{intent}"):
+                    k = "learned"
+                out[k] = fix(v)
+            return out
+        return obj
+
+    return fix(table)
+
+
+def model_context(cfg: TrainConfig, manifest: dict[str, Any]) -> tuple[TrainConfig, Any]:
+    """A saved model's manifest -> (the config its heads were trained with, the untuned
+    embedder when its table was tuned, else None): what ``evaluate_model`` needs to score
+    that model out of distribution without leaking the tuning."""
+    from training.model.embed import load_static
+
+    selection = manifest.get("selection")
+    if selection:
+        cfg = apply_selection(cfg, selection)
+    tuned = "tuned" in str(manifest.get("embedder", {}).get("source", ""))
+    cfg = dataclasses.replace(cfg, tune_embedding=tuned)
+    base = load_static(dataclasses.replace(cfg, static_from_model=None)) if tuned else None
+    return cfg, base
