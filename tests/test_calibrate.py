@@ -4,6 +4,7 @@ tier shares on logged traffic, written back into the policy file."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -307,3 +308,26 @@ def test_cli_rejects_bad_share(capsys: pytest.CaptureFixture[str]) -> None:
         main(["calibrate", "--strong-share", "1.5"])
     assert exc.value.code == 2
     assert "within [0, 1]" in capsys.readouterr().err
+
+
+def test_cli_calibrates_from_classify_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``classify --input`` lines (errors and junk lines skipped) stand in for the log."""
+    rng = random.Random(3)
+    lines = [
+        json.dumps({"intent": "math", "strong_win_rate": rng.random(), "reason": "math: x"})
+        for _ in range(400)
+    ]
+    lines += ['{"error": {"message": "bad line"}}', "not json", json.dumps([1, 2])]
+    decisions = tmp_path / "decisions.jsonl"
+    decisions.write_text("\n".join(lines) + "\n")
+    policy = policy_copy(tmp_path)
+    code = main(["calibrate", "--strong-share", "0.25", "--primary-share", "0.25",
+                 "--policy", str(policy), "--decisions", str(decisions)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "calibrating on 400 decisions" in out
+    assert "shares after:  local  50.0%  primary  25.0%  strong  25.0%" in out
+    assert main(["calibrate", "--strong-share", "0.2", "--decisions", str(tmp_path / "no")]) == 2
+    assert "cannot read" in capsys.readouterr().err

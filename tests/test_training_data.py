@@ -157,10 +157,26 @@ def cfg(tmp_path: Path) -> TrainConfig:
             for i in range(40)
         ],
     )
+    alpaca = tmp_path / "alpaca"
+    write_jsonl(
+        alpaca / "prompts.jsonl",
+        [{"prompt_id": "a1", "instruction": "Plan a trip to Rome.", "dataset": "koala"}],
+    )
+    (alpaca / "preferences.csv").write_text(
+        "prompt_id,weak_model,annotator,preference\n"
+        "a1,Mixtral-8x7B-Instruct-v0.1,alpaca_eval_gpt4_turbo_fn,1.0\n"
+        "a1,Mixtral-8x7B-Instruct-v0.1,alpaca_eval_cot_gpt4_turbo_fn,2.0\n"
+        "a1,vicuna-7b,weighted_alpaca_eval_gpt4_turbo,1.25\n"
+    )
+    write_jsonl(
+        tmp_path / "alpaca_intents/l.jsonl", [{"prompt_id": "a1", "intent": "brainstorming"}]
+    )
     return TrainConfig(
         prompts_glob=str(tmp_path / "prompts/*.jsonl"),
         sharegpt_labels_glob=str(tmp_path / "none/*.jsonl"),
         routellm_dir=str(root),
+        alpaca_eval_dir=str(alpaca),
+        alpaca_eval_intents_glob=str(tmp_path / "alpaca_intents/*.jsonl"),
         feedback_globs=(str(tmp_path / "feedback/*.jsonl"),),
         request_log_globs=(str(tmp_path / "logs/*.jsonl"),),
         cache_dir=str(tmp_path / "cache"),
@@ -185,7 +201,14 @@ def test_every_source_is_loaded_with_its_labels(cfg: TrainConfig) -> None:
     # score 2 on local -> 1, score 9 -> 0, preference strong -> 1; strong-tier score and
     # failed judgements carry no verdict
     assert fb == {"prove the riemann hypothesis": 1, "say hello": 0, "derive the formula": 1}
-    assert set(f["win_source"].dropna()) == {"mmlu", "gsm8k", "feedback"}
+    assert set(f["win_source"].dropna()) == {"mmlu", "gsm8k", "feedback", "alpaca_eval"}
+    trip = f.loc[by_text["plan a trip to rome."]]
+    assert (trip["intent"], trip["intent_source"], trip["win_group"]) == (
+        "brainstorming",
+        "alpaca_eval",
+        "alpaca_koala",
+    )
+    assert trip["strong_win"] == 0.75 and trip["strong_correct"] == 0.5  # multi; Mixtral split
     bench = f[f["win_source"].isin(["mmlu", "gsm8k"])]
     assert bench["weak_correct"].notna().all() and bench["strong_correct"].notna().all()
     assert (

@@ -22,6 +22,15 @@ def summary_table(report: Mapping[str, Any], extra: Mapping[str, Any] | None = N
     table = Table(title=f"learned-router {report.get('model_version') or ''}".strip())
     table.add_column("what")
     table.add_column("value", overflow="fold")
+    ood = report.get("ood", {}).get("summary", {})
+    for family, metric in (("correctness", "APGR"), ("preference", "APGR"), ("intent", "F1")):
+        learned, heur = ood.get("learned", {}), ood.get("heuristic", {})
+        if family in learned:
+            table.add_row(
+                f"OOD {metric} {family} (mean / worst held-out source)",
+                f"learned {_f(learned[family])} / {_f(learned.get(family + '_worst'))}   "
+                f"heuristic {_f(heur.get(family))} / {_f(heur.get(family + '_worst'))}",
+            )
     for name, block in report.get("intent", {}).items():
         table.add_row(
             f"intent acc / macro-F1, {name} (n={block['n']})",

@@ -3,7 +3,13 @@
     learned-router calibrate --strong-share 0.2 [--primary-share 0.3] [--policy FILE]
                              [--since ISO] [--until ISO] [--min-rows-per-intent 50]
                              [--global] [--dry-run | --out FILE]
-                             [--database-url URL | --sqlite-path router_logs.db]
+                             [--database-url URL | --sqlite-path router_logs.db
+                              | --decisions FILE]
+
+``--decisions FILE`` reads the JSON lines ``learned-router classify --input`` prints instead
+of the decision log, so thresholds can be set from a sample of prompts before any traffic:
+``learned-router classify --input prompts.jsonl > d.jsonl; learned-router calibrate
+--decisions d.jsonl --strong-share 0.2``.
 
 Reads ``(intent, strong_win_rate)`` of logged decisions (privacy-pinned, forced and
 heuristic rows excluded), picks per-intent cut points so that ``--strong-share`` of
@@ -76,9 +82,31 @@ def register(subparsers: Any) -> None:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--dry-run", action="store_true", help="print, do not write")
     out.add_argument("--out", type=Path, metavar="FILE", help="write here, not over --policy")
+    parser.add_argument(
+        "--decisions",
+        type=Path,
+        metavar="FILE",
+        help="JSON lines printed by `learned-router classify --input` (instead of the log)",
+    )
     add_time_args(parser)
     add_database_args(parser)
     parser.set_defaults(func=run)
+
+
+def read_decisions(path: Path) -> list[dict[str, Any]]:
+    """``classify --input`` output lines -> rows with intent, strong_win_rate and reason;
+    error lines (``{"error": ...}``) and lines that are not JSON objects are skipped."""
+    import json
+
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "error" not in rec:
+            rows.append({k: rec.get(k) for k in COLUMNS})
+    return rows
 
 
 def _fmt_shares(shares: dict[str, float]) -> str:
@@ -150,18 +178,30 @@ def run(args: argparse.Namespace) -> int:
         where = resolve_settings(args)
         policy_path = Path(where["policy"] or DEFAULT_POLICY)
         policy: Policy = load_policy(policy_path)
-        log = open_for_reading(where["database_url"], where["sqlite_path"])
     except (LogAccessError, PolicyError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    try:
-        pairs = calibration_rows(log.iter_rows(args.since, args.until, columns=COLUMNS))
-    except Exception as exc:
-        print(f"{PROG}: reading the decision log failed: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        log.close_sync()
-    source = describe(where["database_url"], where["sqlite_path"])
+    if args.decisions is not None:
+        try:
+            pairs = calibration_rows(read_decisions(args.decisions))
+        except OSError as exc:
+            print(f"{PROG}: cannot read {args.decisions}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        source = str(args.decisions)
+    else:
+        try:
+            log = open_for_reading(where["database_url"], where["sqlite_path"])
+        except LogAccessError as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            pairs = calibration_rows(log.iter_rows(args.since, args.until, columns=COLUMNS))
+        except Exception as exc:
+            print(f"{PROG}: reading the decision log failed: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            log.close_sync()
+        source = describe(where["database_url"], where["sqlite_path"])
     if not pairs:
         print(f"{PROG}: no calibratable decisions in {source} (need rows with an intent and "
               "a strong_win_rate, not privacy/forced/heuristic)", file=sys.stderr)  # fmt: skip

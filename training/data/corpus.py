@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import re
 import unicodedata
@@ -172,9 +173,14 @@ def load_raw(cfg: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any
         from training.data.alpaca_eval import load_alpaca_eval, load_intent_labels
 
         intents = load_intent_labels(sources.expand([cfg.alpaca_eval_intents_glob], REPO_ROOT))
-        labelled += load_alpaca_eval(
-            cfg.resolved_alpaca_eval_dir(), cfg.alpaca_eval_label, cache, intents
-        )
+        try:
+            labelled += load_alpaca_eval(
+                cfg.resolved_alpaca_eval_dir(), cfg.alpaca_eval_label, cache, intents
+            )
+        except FileNotFoundError as exc:
+            if cfg.alpaca_eval_dir or os.environ.get("ROUTER_ALPACA_EVAL_DIR"):
+                raise  # asked for explicitly: missing is an error
+            log.warning("%s; training without AlpacaEval", exc)
 
     fb_files = sources.expand(cfg.feedback_globs, REPO_ROOT)
     labelled += sources.load_feedback(fb_files, cfg.judge_score_bar, cache)

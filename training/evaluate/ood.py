@@ -15,7 +15,8 @@ source and are scored on every uncontaminated row of the held-out one):
   prompts each held out, and ShareGPT split by language (non-ASCII-script) and length.
 
 Scorers: random, prompt length, the heuristic, kNN on the embedding (strong-win) and one
-learned model per candidate head kind. ``select`` picks the kind with the best mean of the
+learned model per candidate head kind (keys ``learned_<kind>`` for strong-win candidates,
+``intent_<kind>`` for intent candidates). ``select`` picks the kind with the best mean of the
 family means (ties: the first listed); the in-distribution score (train split -> test split
 of the same sources) is reported beside every OOD number, never instead of it."""
 
@@ -261,7 +262,7 @@ def ood_table(
         detail = {"heuristic": intent_scores(truth, list(d.h_intent[fold.test]))}
         for kind in intent_kinds:
             pred = _intent_scorer(d, kind)(fold.train)(fold.test)
-            detail[f"learned_{kind}"] = intent_scores(truth, [INTENTS[i] for i in pred])
+            detail[f"intent_{kind}"] = intent_scores(truth, [INTENTS[i] for i in pred])
         row["macro_f1"] = {k: v["macro_f1"] for k, v in detail.items()}
         row["detail"] = detail
         intent_rows[fold.name] = row
@@ -272,7 +273,7 @@ def ood_table(
             for name in (*BASELINES, *(f"learned_{k}" for k in strong_kinds))
         }
     }
-    for name in ("heuristic", *(f"learned_{k}" for k in intent_kinds)):
+    for name in ("heuristic", *(f"intent_{k}" for k in intent_kinds)):
         summary.setdefault(name, {}).update(_family_means(intent_rows, "macro_f1", name))
     in_dist = in_distribution(d, strong_kinds, intent_kinds)
     return {
@@ -352,7 +353,7 @@ def in_distribution(
             "macro_f1": {
                 "heuristic": intent_scores(truth, list(d.h_intent[idx]))["macro_f1"],
                 **{
-                    f"learned_{k}": intent_scores(truth, [INTENTS[i] for i in p(idx)])["macro_f1"]
+                    f"intent_{k}": intent_scores(truth, [INTENTS[i] for i in p(idx)])["macro_f1"]
                     for k, p in preds.items()
                 },
             },
@@ -386,5 +387,5 @@ def select_intent(summary: dict[str, dict[str, float]], candidates: Sequence[str
     """The intent candidate with the best mean leave-one-source-out macro-F1."""
     return max(
         candidates,
-        key=lambda c: (_mean_of(summary, f"learned_{c}", ("intent",)), -candidates.index(c)),
+        key=lambda c: (_mean_of(summary, f"intent_{c}", ("intent",)), -candidates.index(c)),
     )

@@ -105,7 +105,7 @@ def candidate_rows(selection: Mapping[str, Any] | None) -> list[str]:
     ]
     for part in ("strong", "intent"):
         for cand in selection["candidates"][part]:
-            v = summary.get(f"learned_{cand}", {})
+            v = summary.get(f"learned_{cand}" if part == "strong" else f"intent_{cand}", {})
             cells = [
                 f"{_f(v.get(f))} / {_f(v.get(f + '_worst'))}"
                 for f in ("correctness", "preference", "intent")

@@ -99,7 +99,11 @@ def _heuristic(corpus: Corpus, idx: np.ndarray) -> tuple[list[str], np.ndarray]:
 
 def intent_section(corpus: Corpus, learned: LearnedScorer) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, source in (("sharegpt_test", "sharegpt"), ("handwritten_test", "handwritten")):
+    for name, source in (
+        ("sharegpt_test", "sharegpt"),
+        ("handwritten_test", "handwritten"),
+        ("alpaca_eval_test", "alpaca_eval"),
+    ):
         idx = np.flatnonzero(corpus.intent_mask("test", source))
         if len(idx) == 0:
             continue
@@ -299,8 +303,20 @@ def evaluate_model(
         "latency": latency_section(corpus, learned, cfg.latency_prompts, cfg.seed),
         "unlabelled": unlabelled_section(corpus, learned),
     }
+    _intent_in_distribution(report)
     report["metrics"] = headline(report)
     return report
+
+
+def _intent_in_distribution(report: dict[str, Any]) -> None:
+    """The shipped model's intent test-split numbers -> the OOD table's in-distribution
+    columns (the same scorer on its own sources' held-out rows)."""
+    rows = report["ood"].setdefault("in_distribution", {}).setdefault("intent", {})
+    for name, block in report["intent"].items():
+        rows[name.removesuffix("_test")] = {
+            "n": block["n"],
+            "macro_f1": {k: block[k]["macro_f1"] for k in ("heuristic", "learned")},
+        }
 
 
 def unlabelled_section(corpus: Corpus, learned: LearnedScorer) -> dict[str, Any]:

@@ -66,43 +66,35 @@ def shipped_table(
     intent_kind = "tuned" if cfg.tune_embedding and base is not None else cfg.intent_head
     kinds = [] if selection else [intent_kind]
     table = ood_table(corpus, X, cfg, [shipped_spec(cfg)], kinds, base)
-    if selection is not None:
+    table = _rename_learned(table, shipped_spec(cfg), intent_kind)
+    if selection is not None:  # intent: the shipped candidate's rows of the selection
         chosen = selection["selected"]["intent"]
+        picked = _rename_learned(
+            {"intent": selection["intent"], "summary": selection["summary"]}, "", chosen
+        )
         table["intent"] = {
             name: {
                 **row,
-                "macro_f1": {
-                    "heuristic": row["macro_f1"]["heuristic"],
-                    "learned": row["macro_f1"][f"learned_{chosen}"],
-                },
-                "detail": {
-                    "heuristic": row["detail"]["heuristic"],
-                    "learned": row["detail"][f"learned_{chosen}"],
-                },
+                "macro_f1": {k: row["macro_f1"][k] for k in ("heuristic", "learned")},
+                "detail": {k: row["detail"][k] for k in ("heuristic", "learned")},
             }
-            for name, row in selection["intent"].items()
+            for name, row in picked["intent"].items()
         }
         for key in ("heuristic", "learned"):
             table["summary"].setdefault(key, {}).update(
-                {
-                    k: v
-                    for k, v in selection["summary"]
-                    .get(f"learned_{chosen}" if key == "learned" else key, {})
-                    .items()
-                    if k.startswith("intent")
-                }
+                {k: v for k, v in picked["summary"].get(key, {}).items() if k.startswith("intent")}
             )
-    return _rename_learned(table, shipped_spec(cfg), intent_kind)
+    return table
 
 
 def _rename_learned(table: dict[str, Any], strong: str, intent: str) -> dict[str, Any]:
-    """``learned_<kind>`` keys of the one shipped kind -> ``learned``."""
+    """``learned_<strong kind>`` and ``intent_<intent kind>`` keys -> ``learned``."""
 
     def fix(obj: Any) -> Any:
         if isinstance(obj, dict):
             out = {}
             for k, v in obj.items():
-                if k in (f"learned_{strong}", f"learned_{intent}"):
+                if k in (f"learned_{strong}", f"intent_{intent}"):
                     k = "learned"
                 out[k] = fix(v)
             return out

@@ -1,0 +1,121 @@
+"""The OOD protocol's parts that decide what ships: the AlpacaEval loader's labels, the
+linear heads' folded standardisation, MMLU subject groups and the selection rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from training.data.alpaca_eval import load_alpaca_eval, load_intent_labels
+from training.data.mmlu import EXCLUDED_SUBJECTS, MMLU_GROUPS, MMLU_SUBJECTS, subject_group
+from training.evaluate.ood import parse_candidate, select_intent, select_strong
+from training.model.linear import fit_linear
+
+
+def _alpaca_dir(tmp_path: Path) -> Path:
+    prompts = [
+        {"prompt_id": "p1", "instruction": "Write a poem about rain.", "dataset": "koala"},
+        {"prompt_id": "p2", "instruction": "What is 2 + 2?", "dataset": "oasst"},
+        {"prompt_id": "p3", "instruction": "No verdict here.", "dataset": "oasst"},
+    ]
+    (tmp_path / "prompts.jsonl").write_text("\n".join(json.dumps(p) for p in prompts) + "\n")
+    rows = [
+        # p1: Mixtral loses under both hard annotators; two soft verdicts average 0.7
+        ("p1", "Mixtral-8x7B-Instruct-v0.1", "alpaca_eval_gpt4_turbo_fn", 1.0),
+        ("p1", "Mixtral-8x7B-Instruct-v0.1", "alpaca_eval_cot_gpt4_turbo_fn", 1.0),
+        ("p1", "vicuna-7b", "weighted_alpaca_eval_gpt4_turbo", 1.2),
+        ("p1", "claude-2", "weighted_alpaca_eval_gpt4_turbo", 1.4),
+        ("p1", "gpt4_1106_preview", "weighted_alpaca_eval_gpt4_turbo", 1.9),  # not a weak model
+        # p2: a split verdict against Mixtral, a tie overall
+        ("p2", "Mixtral-8x7B-Instruct-v0.1", "alpaca_eval_gpt4_turbo_fn", 2.0),
+        ("p2", "Mixtral-8x7B-Instruct-v0.1", "alpaca_eval_cot_gpt4_turbo_fn", 1.0),
+        ("p2", "vicuna-7b", "weighted_alpaca_eval_gpt4_turbo", 1.5),
+    ]
+    pd.DataFrame(rows, columns=["prompt_id", "weak_model", "annotator", "preference"]).assign(
+        strong_chars=100, weak_chars=80
+    ).to_csv(tmp_path / "preferences.csv", index=False)
+    return tmp_path
+
+
+def test_alpaca_labels_mean_what_the_docstring_says(tmp_path: Path) -> None:
+    root = _alpaca_dir(tmp_path)
+    by = {r["ref"]: r for r in load_alpaca_eval(root, "multi", intents={"p1": "creative_writing"})}
+    assert set(by) == {"alpaca_eval:p1", "alpaca_eval:p2"}  # p3 has no verdict
+    p1, p2 = by["alpaca_eval:p1"], by["alpaca_eval:p2"]
+    assert p1["strong_win"] == pytest.approx(0.7)  # mean of 0.8 and 0.6; the self-match ignored
+    assert (p1["strong_correct"], p1["weak_correct"]) == (1.0, 0.0)
+    assert p2["strong_correct"] == pytest.approx(0.5) and p2["strong_win"] == pytest.approx(0.5)
+    assert p1["group"] == "alpaca_koala" and p2["group"] == "alpaca_oasst"
+    assert p1["intent"] == "creative_writing" and p2["intent"] is None
+    soft = {r["ref"]: r["strong_win"] for r in load_alpaca_eval(root, "soft")}
+    hard = {r["ref"]: r["strong_win"] for r in load_alpaca_eval(root, "hard")}
+    assert soft == {"alpaca_eval:p1": 1.0, "alpaca_eval:p2": 0.5}
+    assert hard == {"alpaca_eval:p1": 1.0, "alpaca_eval:p2": 0.0}
+
+
+def test_alpaca_loader_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="ROUTER_ALPACA_EVAL_DIR"):
+        load_alpaca_eval(tmp_path)
+    with pytest.raises(ValueError, match="unknown AlpacaEval label"):
+        load_alpaca_eval(_alpaca_dir(tmp_path), "margin")
+
+
+def test_committed_alpaca_intent_labels_are_valid() -> None:
+    from training.config import REPO_ROOT
+
+    labels = load_intent_labels(
+        sorted((REPO_ROOT / "data" / "alpaca_eval_intents").glob("*.jsonl"))
+    )
+    assert len(labels) == 803
+    assert sum(v is not None for v in labels.values()) >= 800
+
+
+def test_linear_head_folds_its_standardisation() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, [0.1, 5.0, 1.0], (400, 3)).astype(np.float32)
+    y = (X[:, 0] * 10 - X[:, 1] * 0.2 + rng.normal(0, 0.5, 400) > 30).astype(float)
+    lin = fit_linear(X, [y], c=1.0, n_in=3)
+    z = (X - X.mean(0)) / X.std(0)
+    ref = LogisticRegression(C=1.0, max_iter=3000).fit(z, y).decision_function(z)
+    assert np.allclose(lin(X)[:, 0], ref, atol=1e-5)
+
+
+def test_linear_head_soft_labels_and_constant_targets() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(0, 1, (300, 2)).astype(np.float32)
+    soft = 1 / (1 + np.exp(-2 * X[:, 0]))
+    lin = fit_linear(X, [soft, np.ones(300)], c=10.0, n_in=2)
+    assert lin.coef[0, 0] > 1.0  # learns the soft slope
+    assert np.allclose(lin.coef[1], 0) and lin.intercept[1] > 5  # "always right": constant
+
+
+def test_every_subject_has_a_group() -> None:
+    assert len(MMLU_SUBJECTS) == 57
+    assert set(MMLU_SUBJECTS.values()) == set(MMLU_GROUPS)
+    assert subject_group("college_physics") == "mmlu_stem"
+    assert set(EXCLUDED_SUBJECTS) <= set(MMLU_SUBJECTS)
+    with pytest.raises(ValueError, match="unknown MMLU subject"):
+        subject_group("astrology")
+
+
+def test_alpaca_variant_ships_only_if_it_helps_both_families() -> None:
+    cands = ["gain", "gain+alpaca", "linear"]
+    base = {
+        "learned_gain": {"correctness": 0.55, "preference": 0.50},
+        "learned_linear": {"correctness": 0.53, "preference": 0.50},
+    }
+    hurts = {**base, "learned_gain+alpaca": {"correctness": 0.54, "preference": 0.60}}
+    helps = {**base, "learned_gain+alpaca": {"correctness": 0.56, "preference": 0.51}}
+    assert select_strong(hurts, cands) == "gain"
+    assert select_strong(helps, cands) == "gain+alpaca"
+    assert (
+        select_intent({"intent_a": {"intent": 0.4}, "intent_b": {"intent": 0.5}}, ["a", "b"]) == "b"
+    )
+    assert parse_candidate("hgb+alpaca") == ("hgb", True)
+    with pytest.raises(ValueError, match="KIND\\+alpaca"):
+        parse_candidate("hgb+sharegpt")
