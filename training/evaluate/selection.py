@@ -92,11 +92,15 @@ def _rename_learned(table: dict[str, Any], strong: str, intent: str) -> dict[str
 
     def fix(obj: Any) -> Any:
         if isinstance(obj, dict):
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in obj.items():
                 if k in (f"learned_{strong}", f"intent_{intent}"):
                     k = "learned"
-                out[k] = fix(v)
+                v = fix(v)
+                if isinstance(out.get(k), dict) and isinstance(v, dict):
+                    out[k] = {**out[k], **v}  # strong-win and intent halves of one summary
+                else:
+                    out[k] = v
             return out
         return obj
 
