@@ -156,21 +156,19 @@ class TrainConfig:
         p = Path(value).expanduser()
         return p if p.is_absolute() else REPO_ROOT / p
 
+    def _data_dir(self, env: str, field_value: str | None, shared_name: str) -> Path:
+        """The env var, else the config field, else ``../shared/datasets/<shared_name>``."""
+        if os.environ.get(env):
+            return Path(os.environ[env]).expanduser()
+        if field_value:
+            return self.path(field_value)
+        return REPO_ROOT.parent / "shared" / "datasets" / shared_name
+
     def resolved_routellm_dir(self) -> Path:
-        env = os.environ.get("ROUTER_ROUTELLM_DIR")
-        if env:
-            return Path(env).expanduser()
-        if self.routellm_dir:
-            return self.path(self.routellm_dir)
-        return REPO_ROOT.parent / "shared" / "datasets" / "routellm_evals"
+        return self._data_dir("ROUTER_ROUTELLM_DIR", self.routellm_dir, "routellm_evals")
 
     def resolved_alpaca_eval_dir(self) -> Path:
-        env = os.environ.get("ROUTER_ALPACA_EVAL_DIR")
-        if env:
-            return Path(env).expanduser()
-        if self.alpaca_eval_dir:
-            return self.path(self.alpaca_eval_dir)
-        return REPO_ROOT.parent / "shared" / "datasets" / "alpaca_eval"
+        return self._data_dir("ROUTER_ALPACA_EVAL_DIR", self.alpaca_eval_dir, "alpaca_eval")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
