@@ -190,13 +190,12 @@ def _knn(d: _Data, train: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def _strong_row(d: _Data, fold: Fold, learned: dict[str, np.ndarray]) -> dict[str, Any]:
     idx = fold.test
-    rng = np.random.default_rng(d.cfg.seed)
-    rand = [_apgr(d, rng.random(len(idx)), idx) for _ in range(d.cfg.random_repeats)]
+    rand, _ = metrics.random_apgr(d.weak[idx], d.strong[idx], d.cfg.random_repeats, d.cfg.seed)
     row: dict[str, Any] = {
         "family": fold.family,
         "n": len(idx),
         "apgr": {
-            "random": float(np.mean(rand)),
+            "random": rand,
             "length": _apgr(d, d.length[idx], idx),
             "heuristic": _apgr(d, d.h_win[idx], idx),
             "knn": _apgr(d, _knn(d, fold.train, idx), idx),
@@ -241,18 +240,18 @@ def ood_table(
     "selected": {"strong": kind, "intent": kind}}."""
     d = _Data(corpus, X, cfg, base_embedder)
     strong_rows: dict[str, dict[str, Any]] = {}
-    pooled = {k: np.zeros(len(corpus.frame)) for k in ("heuristic", "length", *strong_kinds)}
+    pooled = {k: np.zeros(len(corpus.frame)) for k in strong_kinds}
     pooled_idx: list[np.ndarray] = []
     for fold in strong_folds(corpus):
         learned = {}
         for kind in strong_kinds:
             score = _strong_scorer(d, kind)(fold.train)
             learned[kind] = np.asarray(score(fold.test), np.float64)
+            if fold.family == "correctness":  # the fold's own model, Platt-scaled
+                pooled[kind][fold.test] = _calibrated(d, score, fold, learned[kind])
         strong_rows[fold.name] = _strong_row(d, fold, learned)
         if fold.family == "correctness":
             pooled_idx.append(fold.test)
-            for kind in strong_kinds:  # ranks within the fold's model -> comparable scale
-                pooled[kind][fold.test] = _calibrated(d, kind, fold, learned[kind])
     pooled_row = _pooled(d, pooled, pooled_idx, strong_kinds)
 
     intent_rows: dict[str, dict[str, Any]] = {}
@@ -290,14 +289,16 @@ def ood_table(
     }
 
 
-def _calibrated(d: _Data, kind: str, fold: Fold, scores: np.ndarray) -> np.ndarray:
-    """A fold model's raw scores -> Platt probabilities fitted on its own training rows'
-    calibration split, so scores of different folds can be ranked together."""
+def _calibrated(
+    d: _Data, score: Callable[[np.ndarray], Any], fold: Fold, scores: np.ndarray
+) -> np.ndarray:
+    """A fold model (``score``) and its raw scores -> Platt probabilities fitted on the
+    calibration split of its training sources, so different folds can be ranked together."""
     from training.model.heads import PlattScaler
 
     calib = np.flatnonzero(d.corpus.win_mask("calib"))
     calib = calib[d.group[calib] != fold.name]
-    raw = _strong_scorer(d, kind)(fold.train)(calib)
+    raw = score(calib)
     platt = PlattScaler().fit(np.asarray(raw, np.float64), d.win[calib] >= 0.5)
     return platt(scores)
 

@@ -24,21 +24,17 @@ def strong_rows(table: Mapping[str, Any]) -> list[str]:
         + " | learned − heuristic |",
         "|---|---|---|" + "---|" * (len(STRONG_COLUMNS) + 1),
     ]
-    for name, row in table.get("strong", {}).items():
+    rows = dict(table.get("strong", {}))
+    pooled = table.get("pooled_correctness", {})
+    if pooled.get("n"):  # no random / kNN column: those are per-fold only
+        rows["all correctness folds pooled"] = {"family": "correctness", **pooled}
+    for name, row in rows.items():
         a = row["apgr"]
         delta = a.get("learned", math.nan) - a.get("heuristic", math.nan)
         lines.append(
             f"| {name} | {row['family']} | {row['n']} | "
             + " | ".join(_f(a.get(c)) for c in STRONG_COLUMNS)
             + f" | {delta:+.3f} |"
-        )
-    pooled = table.get("pooled_correctness", {})
-    if pooled.get("n"):
-        a = pooled["apgr"]
-        lines.append(
-            f"| all correctness folds pooled | correctness | {pooled['n']} | – | "
-            f"{_f(a.get('length'))} | {_f(a.get('heuristic'))} | – | {_f(a.get('learned'))} | "
-            f"{a.get('learned', math.nan) - a.get('heuristic', math.nan):+.3f} |"
         )
     return lines
 

@@ -86,6 +86,16 @@ class LinearStack:
     n_emb: int
     classes: np.ndarray  # [K] the INTENTS indices of the K rows
 
+    @classmethod
+    def of(cls, model: LogisticRegression, n_emb: int) -> LinearStack:
+        """A fitted multinomial ``LogisticRegression`` on the first ``n_emb`` columns."""
+        return cls(
+            np.asarray(model.coef_, np.float64),
+            model.intercept_.astype(float),
+            n_emb,
+            model.classes_.astype(np.int64),
+        )
+
     def log_probs64(self, X: np.ndarray) -> np.ndarray:
         emb = np.asarray(X[:, : self.n_emb], np.float32).astype(np.float64)
         return np.asarray(log_softmax(emb @ self.coef.T + self.intercept, axis=1), np.float64)
@@ -115,12 +125,7 @@ def fit_intent_linear(X: np.ndarray, intents: np.ndarray, cfg: TrainConfig) -> L
     model = LogisticRegression(
         C=cfg.intent_linear_c, max_iter=3000, class_weight=cfg.intent_class_weight
     ).fit(np.asarray(X[:, :n_emb], np.float32), y)
-    return LinearStack(
-        np.asarray(model.coef_, np.float64),
-        model.intercept_.astype(float),
-        n_emb,
-        model.classes_.astype(np.int64),
-    )
+    return LinearStack.of(model, n_emb)
 
 
 def fit_stack(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[LinearStack, np.ndarray]:
@@ -130,13 +135,7 @@ def fit_stack(X: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> tuple[LinearSta
     folds = StratifiedKFold(5, shuffle=True, random_state=cfg.seed)
     oof = cross_val_predict(_logreg(cfg), emb, y, cv=folds, method="decision_function")
     oof = np.asarray(log_softmax(np.asarray(oof, np.float64), axis=1), np.float32)
-    full = _logreg(cfg).fit(emb, y)
-    stack = LinearStack(
-        np.asarray(full.coef_, np.float64),
-        full.intercept_.astype(float),
-        n_emb,
-        full.classes_.astype(np.int64),
-    )
+    stack = LinearStack.of(_logreg(cfg).fit(emb, y), n_emb)
     return stack, oof
 
 
