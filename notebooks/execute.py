@@ -24,7 +24,7 @@ and fails when
   kind: they draw the numbers the cells print.
 
 Kernels start in the repository root with it on ``PYTHONPATH``, headless matplotlib and
-``HF_HUB_OFFLINE=1``; caches go under ``.cache/`` like ``make train``."""
+``HF_HUB_OFFLINE=1`` and no progress bars; caches go under ``.cache/`` like ``make train``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ def kernel_env() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Progress bars depend on what the cache already holds: keep them out of the outputs.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
