@@ -29,6 +29,7 @@ BENCHMARKS: tuple[str, ...] = (
     "decision_latency",
     "proxy",
     "quality",
+    "embedding",
     "training",
     "retrain",
     "judge",

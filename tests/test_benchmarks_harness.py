@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_decision_latency, bench_proxy, bench_quality, bench_training, run_all
+from benchmarks import (
+    bench_decision_latency,
+    bench_embedding,
+    bench_proxy,
+    bench_quality,
+    bench_training,
+    run_all,
+)
 from benchmarks.common import markers
 from router_service.learned import LearnedScorer
 from router_service.scoring import DEFAULT_MODEL_DIR
@@ -126,6 +133,19 @@ def test_quality_quick(tmp_path: Path, model_dir: Path) -> None:
     body = section(tmp_path / "B.md", "quality")
     assert "RouteLLM" in body and "**`learned`**" in body
     assert png_ok(tmp_path / "quality.png")
+
+
+def test_embedding_quick(tmp_path: Path) -> None:
+    assert bench_embedding.main(common_args(tmp_path)) == 0
+    res = load_doc(tmp_path, "embedding")["results"]
+    for emb in ("static", "minilm"):
+        for kind in bench_embedding.STRONG_KINDS:
+            row = res["strong"][f"{emb} {kind} C=0.001"]
+            assert 0.0 <= row["correctness"] <= 1.0 and row["correctness_worst"] <= row["correctness"]
+    assert set(res["intent"]) == {"static linear", "static tuned", "minilm linear"}
+    assert res["baselines"]["heuristic"]["intent"] > 0
+    body = section(tmp_path / "B.md", "embedding")
+    assert "`minilm gain C=0.001`" in body and "`heuristic`" in body
 
 
 def test_training_quick(tmp_path: Path, model_dir: Path) -> None:
