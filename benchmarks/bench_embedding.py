@@ -94,7 +94,7 @@ def run(budget: Budget) -> dict[str, Any]:
     corpus = load_corpus(cfg)
     matrices = embeddings(cfg, corpus)
     embed_s = time.perf_counter() - t0
-    strong: dict[str, dict[str, dict[str, float]]] = {}
+    strong: dict[str, dict[str, float]] = {}
     intent: dict[str, dict[str, float]] = {}
     baselines: dict[str, dict[str, float]] = {}
     for name, (X, base) in matrices.items():

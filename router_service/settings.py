@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     model_watch_seconds: float = Field(default=5.0, ge=0)
     shadow_model_dir: Path | None = None
     shadow_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    # POST /admin/shadow loads candidates from under this directory only (None: the
+    # directory holding the served model, e.g. ``models/``).
+    models_root: Path | None = None
 
     # Upstream HTTP client: "fast" (lean keep-alive HTTP/1.1 pool) or "httpx" (its own
     # transport; honours HTTP(S)_PROXY).

@@ -8,12 +8,15 @@
   request gets the local tier only (fail closed); a latency budget that the chosen tier's
   p50 exceeds puts a faster tier first.
 * ``Upstream.run``: tries the plan in order. Connection errors, timeouts before the first
-  byte, 429/5xx and malformed answers move on to the next backend; any other 4xx is the
-  client's problem and is returned as is. Exhaustion -> ``ApiError`` (429/502/503/504)."""
+  byte, 429/5xx, 401/403 (the router's own credentials refused: the backend is marked
+  misconfigured) and malformed answers move on to the next backend; any other 4xx is the
+  client's problem and is returned as is (never retried down the chain). Exhaustion ->
+  ``ApiError`` (429 with the smallest upstream ``Retry-After``, 502, 503, 504)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router_service.backends import Backend, Completion, UpstreamError, UpstreamStream
+from router_service.backends.base import AUTH_STATUSES
 from router_service.decision import TIERS, Tier
 from router_service.errors import ApiError
 from router_service.policy import CircuitBreakerConfig, LatencyConfig, Policy
@@ -117,6 +121,8 @@ class BackendSlot:
     disabled_reason: str | None
     breaker: CircuitBreaker
     latency: LatencyTracker
+    # Why the backend refused the router's credentials (401/403), until it answers again.
+    misconfigured: str | None = None
 
 
 @dataclass(slots=True)
@@ -157,6 +163,8 @@ def metric_reason(category: str) -> str:
     """Low-cardinality label for the fallback counter."""
     if category.startswith("http_5"):
         return "http_5xx"
+    if category in ("http_401", "http_403"):
+        return "auth_error"
     return category
 
 
@@ -280,6 +288,8 @@ class Upstream:
                 slot.breaker.failure()
                 self._observe(slot, elapsed, False)
                 category = failure_category(err)
+                if err.status in AUTH_STATUSES:
+                    slot.misconfigured = f"HTTP {err.status}: the backend refused the router's key"
                 failure = _Failure(slot, category, err)
                 failures.append(failure)
                 fallbacks.append(f"{slot.tier}/{slot.backend.name}: {category}")
@@ -290,6 +300,7 @@ class Upstream:
                 raise
             elapsed = time.monotonic() - started
             slot.breaker.success()
+            slot.misconfigured = None
             if isinstance(result, UpstreamStream):
                 slot.latency.add(result.ttfb_s)
                 self._observe(slot, result.ttfb_s, True)
@@ -314,17 +325,28 @@ class Upstream:
 
 
 class ExhaustedError(ApiError):
-    """No backend produced an answer; carries the fallback trail for the log."""
+    """No backend produced an answer; carries the fallback trail for the log.
 
-    def __init__(self, status: int, message: str, code: str, fallbacks: list[str]) -> None:
+    ``message`` (the client's) names backends and failure categories only; ``detail`` (the
+    log's) adds each backend's own error text, which may name internal hosts and ports."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        fallbacks: list[str],
+        detail: str | None = None,
+    ) -> None:
         super().__init__(status, message, code=code)
         self.fallbacks = fallbacks
+        self.detail = detail or message
 
 
-def _describe(failures: Iterable[_Failure]) -> str:
+def _describe(failures: Iterable[_Failure], *, internal: bool) -> str:
     parts = []
     for f in failures:
-        detail = f" ({f.error.message})" if f.error is not None else ""
+        detail = f" ({f.error.message})" if internal and f.error is not None else ""
         parts.append(f"{f.slot.backend.name}: {f.category}{detail}")
     return "; ".join(parts)
 
@@ -347,5 +369,15 @@ def exhausted_error(plan: Plan, failures: list[_Failure], fallbacks: list[str]) 
             status, code = 429, "upstream_rate_limited"
         else:
             status, code = 502, "upstream_error"
-        message = f"All backends failed for tier chain {chain}: {_describe(failures)}"
-    return ExhaustedError(status, message, code, fallbacks)
+        prefix = f"All backends failed for tier chain {chain}: "
+        message = prefix + _describe(failures, internal=False)
+        detail = prefix + _describe(failures, internal=True)
+    err = ExhaustedError(status, message, code, fallbacks, detail if plan.slots else None)
+    waits = [
+        f.error.retry_after
+        for f in failures
+        if f.error is not None and f.error.status == 429 and f.error.retry_after is not None
+    ]
+    if status == 429 and waits:  # the soonest any tier will take the request again
+        err.headers["Retry-After"] = str(max(1, math.ceil(min(waits))))
+    return err

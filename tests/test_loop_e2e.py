@@ -184,7 +184,7 @@ def run_loop(make_router: Any, policy: dict[str, Any], tmp: Path, judge_url: str
         time.sleep(0.1)
         version, _ = served_version(router.base_url)
     assert version == v2
-    health = httpx.get(f"{router.url}/health").json()
+    health = httpx.get(f"{router.url}/health", headers={"X-Admin-Key": ADMIN}).json()
     assert health["scorer"]["version"] == v2
 
     # 7. a candidate the gate refuses (no model meets a 1 µs latency budget) is registered,

@@ -49,7 +49,10 @@ def reload(router: Any, key: str | None = ADMIN) -> httpx.Response:
 
 
 def health_version(router: Any) -> str:
-    return httpx.get(f"{router.url}/health", timeout=10).json()["scorer"]["version"]
+    headers = {"X-Admin-Key": ADMIN}  # with keys set, others see the status only
+    return httpx.get(f"{router.url}/health", headers=headers, timeout=10).json()["scorer"][
+        "version"
+    ]
 
 
 def test_admin_reload_needs_the_key_and_is_absent_without_one(

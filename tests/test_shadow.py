@@ -186,3 +186,12 @@ def test_admin_starts_and_stops_a_shadow(fakes, policy, make_router, models, tmp
     assert r.status_code == 200 and r.json()["last_report"]["scored"] == 1
     assert httpx.get(f"{router.url}/v1/shadow").json()["enabled"] is False
     assert ask(router)["x-router-model-version"] == "v1"
+    relative = httpx.post(f"{router.url}/admin/shadow", json={"model_dir": "same"}, headers=auth)
+    assert relative.status_code == 200 and relative.json()["candidate_version"] == "v3"
+    # Outside the models root (the served model's parent): refused before the path is
+    # touched, with the same answer whether it exists or not.
+    for outside in ("/etc", "/no/such/dir", "../../etc", str(tmp_path.parent)):
+        r = httpx.post(f"{router.url}/admin/shadow", json={"model_dir": outside}, headers=auth)
+        assert r.status_code == 403, outside
+        assert r.json()["error"]["code"] == "path_not_allowed"
+        assert outside not in r.json()["error"]["message"]

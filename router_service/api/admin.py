@@ -95,6 +95,39 @@ def load_shadow(state: RouterState, model_dir: Path, sample_rate: float) -> Shad
     )
 
 
+def models_root(state: RouterState) -> Path:
+    settings = state.settings
+    if settings.models_root is not None:
+        return resolve_path(settings.models_root).resolve()
+    served = resolve_path(settings.model_dir) if settings.model_dir else DEFAULT_MODEL_DIR
+    return served.resolve().parent
+
+
+def inside_models_root(state: RouterState, requested: str) -> Path:
+    """A requested candidate dir -> its resolved path, or 403 when it lies outside the models
+    root (checked before anything touches the path, so the answer says nothing about what
+    exists elsewhere on the machine)."""
+    root = models_root(state)
+    candidate = Path(requested)
+    if candidate.is_absolute():
+        options = [candidate.resolve()]
+    else:  # relative to the root, else (a dev checkout) to the working dir / repository
+        options = [(root / candidate).resolve(), resolve_path(candidate).resolve()]
+    inside = [p for p in options if p.is_relative_to(root)]
+    for path in inside:
+        if path.is_dir():
+            return path
+    if not inside:
+        raise ApiError(
+            403,
+            "model_dir must be a directory under the models root (ROUTER_MODELS_ROOT); "
+            "give it relative to that root.",
+            param="model_dir",
+            code="path_not_allowed",
+        )
+    return inside[0]  # inside the root but missing: loading it fails with the reason
+
+
 @router.post("/admin/shadow", include_in_schema=False)
 async def start_shadow(request: Request) -> Response:
     state = _require_admin(request)
@@ -103,10 +136,9 @@ async def start_shadow(request: Request) -> Response:
         body = ShadowBody.model_validate(data)
     except ValidationError as exc:
         raise validation_error(list(exc.errors()), status=422) from None
+    model_dir = inside_models_root(state, body.model_dir)
     try:
-        shadow = await asyncio.to_thread(
-            load_shadow, state, resolve_path(Path(body.model_dir)), body.sample_rate
-        )
+        shadow = await asyncio.to_thread(load_shadow, state, model_dir, body.sample_rate)
     except Exception as exc:
         raise ApiError(
             409, f"Shadow model refused: {exc}", param="model_dir", code="model_refused"

@@ -19,10 +19,12 @@ from starlette.responses import Response
 from router_service.api.pipeline import (
     build_log_row,
     check_client_auth,
+    client_key_id,
     decision_headers,
     read_body,
     request_id,
     route_request,
+    unless_disconnected,
 )
 from router_service.api.responses import LoggedResponse, RelayResponse
 from router_service.api.state import RouterState
@@ -142,6 +144,7 @@ class ChatRun:
         self.status = err.status
         self.error = err.message
         if isinstance(err, ExhaustedError):
+            self.error = err.detail  # the log keeps each backend's own error text
             self.fallbacks = err.fallbacks
         body = err.envelope()
         return LoggedResponse(
@@ -155,14 +158,17 @@ class ChatRun:
 
 def _privacy_error(sens: Sensitivity, err: ExhaustedError) -> ApiError:
     kinds = ", ".join(sens.kinds) or "flagged"
-    detail = err.message.split(": ", 1)[1] if ": " in err.message else err.message
+
+    def say(why: str) -> str:
+        why = why.split(": ", 1)[1] if ": " in why else why
+        return (
+            f"This request was classified as sensitive ({kinds}) and is pinned to the local "
+            f"tier, but no local backend could answer ({why}). It was not sent to any cloud "
+            "backend. Start a local model server or retry later."
+        )
+
     return ExhaustedError(
-        503,
-        f"This request was classified as sensitive ({kinds}) and is pinned to the local "
-        f"tier, but no local backend could answer ({detail}). It was not sent to any cloud "
-        "backend. Start a local model server or retry later.",
-        "sensitive_local_unavailable",
-        err.fallbacks,
+        503, say(err.message), "sensitive_local_unavailable", err.fallbacks, say(err.detail)
     )
 
 
@@ -188,11 +194,13 @@ async def _route(request: Request, run: ChatRun) -> Response:
         metadata=req.metadata,
         messages=data["messages"],
         body_bytes=len(raw),
+        fields=data,
     )
     forced, sens, decision, plan = routed.forced, routed.sensitivity, routed.decision, routed.plan
     run.sensitivity = sens
     run.decision = decision  # observed in the metrics by ``finish``, after the answer went out
     run.extra = {
+        "client_key": client_key_id(settings, request.headers),
         "requested_model": req.model,
         "forced": forced,
         "decided_tier": decision.tier,
@@ -201,7 +209,9 @@ async def _route(request: Request, run: ChatRun) -> Response:
     if plan.note:
         run.extra["latency_budget"] = plan.note
     try:
-        outcome = await state.upstream.run(plan, data, stream=req.stream)
+        outcome = await unless_disconnected(
+            request, state.upstream.run(plan, data, stream=req.stream)
+        )
     except ExhaustedError as err:
         if sens.sensitive:
             raise _privacy_error(sens, err) from None

@@ -93,6 +93,7 @@ async def classify(request: Request) -> Response:
             metadata=req.metadata,
             messages=messages,
             body_bytes=len(raw),
+            fields={k: v for k, v in data.items() if k not in ("messages", "prompt")},
         )
         sens, decision, plan = routed.sensitivity, routed.decision, routed.plan
         state.metrics.observe_decision(decision)

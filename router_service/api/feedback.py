@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 from starlette.responses import Response
 
-from router_service.api.pipeline import check_client_auth, read_body
+from router_service.api.pipeline import check_client_auth, client_key_id, is_admin, read_body
 from router_service.api.state import RouterState
 from router_service.errors import ApiError, validation_error
 from router_service.protocol import parse_json_object
@@ -50,9 +50,18 @@ def parse_feedback(raw: bytes) -> FeedbackBody:
         raise validation_error(list(exc.errors()), status=422) from None
 
 
-def store_feedback(state: RouterState, body: FeedbackBody) -> dict[str, Any]:
-    """Validated feedback -> a ``feedback`` row (blocking; run in a thread)."""
-    if not state.log.request_exists(body.request_id):
+def store_feedback(
+    state: RouterState, body: FeedbackBody, client_key: str | None = None, admin: bool = False
+) -> dict[str, Any]:
+    """Validated feedback -> a ``feedback`` row (blocking; run in a thread).
+
+    With client keys configured a key may rate only the requests it made (``client_key``:
+    ``pipeline.client_key_id``); another key's request answers 404 as if it did not exist.
+    The admin key may rate any request."""
+    exists, owner = state.log.request_client(body.request_id)
+    if exists and state.settings.api_keys and not admin and owner != client_key:
+        exists = False
+    if not exists:
         raise ApiError(
             404,
             f"No routed request with id '{body.request_id}' (take it from the "
@@ -82,10 +91,13 @@ def store_feedback(state: RouterState, body: FeedbackBody) -> dict[str, Any]:
 @router.post("/v1/feedback", include_in_schema=False)
 async def post_feedback(request: Request) -> Response:
     state: RouterState = request.app.state.router
-    check_client_auth(state.settings, request.headers)
+    admin = is_admin(state.settings, request.headers)
+    if not admin:
+        check_client_auth(state.settings, request.headers)
     body = parse_feedback(await read_body(request, state.settings.max_body_bytes))
     # The rated request's row may still be on its way to the database (rows are written
     # after the answer by default): let the rows in flight land before looking it up.
     await state.drain_logs()
-    out = await asyncio.to_thread(store_feedback, state, body)
+    key = client_key_id(state.settings, request.headers)
+    out = await asyncio.to_thread(store_feedback, state, body, key, admin)
     return Response(orjson.dumps(out), media_type="application/json")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router_service import __version__
-from router_service.api.pipeline import check_admin, check_client_auth
+from router_service.api.pipeline import check_admin, check_client_auth, may_see_internals
 from router_service.api.state import RouterState
 from router_service.decision import TIERS
 from router_service.protocol import AUTO_MODEL
@@ -88,6 +88,7 @@ async def backend_health(state: RouterState) -> dict[str, Any]:
             **probe,
             "circuit": slot.breaker.state,
             "p50_ms": None if p50 is None else round(p50, 1),
+            "misconfigured": slot.misconfigured,
         }
 
     results = await asyncio.gather(*(one(i) for i in range(len(slots))))
@@ -110,8 +111,10 @@ async def health_report(state: RouterState) -> dict[str, Any]:
         )
         for tier in TIERS
     }
+    reasons = degraded_reasons(state, any(tiers.values()))
     return {
-        "status": "ok" if any(tiers.values()) else "degraded",
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
         "version": __version__,
         "uptime_s": round(time.time() - state.started_at, 1),
         "scorer": {
@@ -126,10 +129,30 @@ async def health_report(state: RouterState) -> dict[str, Any]:
     }
 
 
+def degraded_reasons(state: RouterState, any_tier_up: bool) -> list[str]:
+    """Why the router is not fully itself: no reachable tier, the learned scorer replaced
+    by the heuristic, a backend refusing the router's credentials."""
+    reasons = []
+    if not any_tier_up:
+        reasons.append("no tier has a reachable backend")
+    if state.scorer_error:
+        reasons.append(f"scorer fallback to {state.scorer.name}: {state.scorer_error}")
+    reasons += [
+        f"backend {s.backend.name} misconfigured: {s.misconfigured}"
+        for s in state.upstream.slots
+        if s.misconfigured
+    ]
+    return reasons
+
+
 async def health(request: Request) -> Response:
-    """Liveness (always 200 while the process serves) + backend reachability."""
+    """Liveness (always 200 while the process serves) + backend reachability. With keys
+    configured, callers without one see the status only (no models, hosts or reasons)."""
     state: RouterState = request.app.state.router
-    return _json(await health_report(state))
+    report = await health_report(state)
+    if not may_see_internals(state.settings, request.headers):
+        return _json({"status": report["status"]})
+    return _json(report)
 
 
 async def prometheus(request: Request) -> Response:

@@ -1,17 +1,21 @@
 """Request pieces -> routing inputs and outputs, as plain functions (no routes here).
 
 Body limits, client/admin authentication, which tier a request is forced to, the
-client's sensitivity flag, the ``X-Router-*`` headers and the decision-log row."""
+client's sensitivity flag, cancelling upstream work when the client disconnects, the
+``X-Router-*`` headers and the decision-log row."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from router_service.decision import Decision, Scorer, Tier
 from router_service.errors import ApiError
@@ -26,6 +30,7 @@ from router_service.upstream import Plan
 if TYPE_CHECKING:
     from router_service.api.state import RouterState
 
+T = TypeVar("T")
 REQUEST_ID_KEY = "router.request_id"
 # Above this body size the privacy scan (linear, but ~60-180 ms for 1 MB) and scoring run
 # in a worker thread so one huge prompt cannot stall every other request on the loop.
@@ -80,8 +85,9 @@ def _scan_and_decide(
     messages: Any,
     flag: bool,
     forced: Tier | None,
+    fields: Mapping[str, Any] | None = None,
 ) -> tuple[Sensitivity, Decision]:
-    sens = detect_sensitive(messages, client_flag=flag)
+    sens = detect_sensitive(messages, client_flag=flag, fields=fields)
     decision = decide(scorer, routing, messages, sensitive=sens.sensitive, forced=forced)
     return sens, decision
 
@@ -94,11 +100,14 @@ async def scan_and_decide(
     client_flag: bool,
     forced: Tier | None,
     body_bytes: int,
+    fields: Mapping[str, Any] | None = None,
 ) -> tuple[Sensitivity, Decision]:
-    """Messages -> (sensitivity, decision); off the event loop for bodies over 64 KiB."""
+    """Messages (+ the request's other fields, scanned too) -> (sensitivity, decision); off
+    the event loop for bodies over 64 KiB."""
+    args = (scorer, routing, messages, client_flag, forced, fields)
     if body_bytes <= OFFLOAD_BYTES:
-        return _scan_and_decide(scorer, routing, messages, client_flag, forced)
-    return await asyncio.to_thread(_scan_and_decide, scorer, routing, messages, client_flag, forced)
+        return _scan_and_decide(*args)
+    return await asyncio.to_thread(_scan_and_decide, *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +129,11 @@ async def route_request(
     metadata: Mapping[str, Any] | None,
     messages: Any,
     body_bytes: int,
+    fields: Mapping[str, Any] | None = None,
 ) -> Routed:
     """A parsed request -> ``Routed`` (forced tier from ``model`` / ``X-Force-Route``,
-    privacy scan + decision, then the plan), as chat completions and classify share it."""
+    privacy scan of ``messages`` and every other request field in ``fields``, decision,
+    then the plan), as chat completions and classify share it."""
     forced, preferred = resolve_target(model, request.headers.get("x-force-route"), state.models)
     sens, decision = await scan_and_decide(
         state.scorer,
@@ -131,6 +142,7 @@ async def route_request(
         client_flag=client_flag(request.headers, metadata),
         forced=forced,
         body_bytes=body_bytes,
+        fields=fields,
     )
     plan = state.upstream.plan(
         decision.tier,
@@ -140,6 +152,43 @@ async def route_request(
         budget_rule=decision.intent,
     )
     return Routed(forced, sens, decision, plan)
+
+
+class ClientDisconnected(ApiError):
+    """The client went away before its answer; nothing more is sent upstream (-> 499)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            499,
+            "client disconnected before the answer; upstream request cancelled",
+            code="client_disconnected",
+        )
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work`` (the body has been read) while watching the connection: when the
+    client disconnects first, ``work`` is cancelled (closing its upstream request, so no
+    further tier is tried either) and ``ClientDisconnected`` is raised."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_until_disconnect(request.receive))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        watch.cancel()
+        raise
+    if task.done():
+        watch.cancel()
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientDisconnected
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -176,6 +225,33 @@ def check_admin(settings: Settings, headers: Mapping[str, str]) -> None:
         raise ApiError(
             401, "This endpoint needs the admin key (ROUTER_ADMIN_KEY).", code="invalid_api_key"
         )
+
+
+def is_admin(settings: Settings, headers: Mapping[str, str]) -> bool:
+    """Whether the admin key is set and presented (Bearer or X-Admin-Key)."""
+    if settings.admin_key is None:
+        return False
+    return _key_ok(headers.get("x-admin-key") or bearer_token(headers), [settings.admin_key])
+
+
+def client_key_id(settings: Settings, headers: Mapping[str, str]) -> str | None:
+    """The presented client key -> a stable, non-reversible id for the log (sha256, 16 hex
+    digits), or None when no client keys are configured. Scopes feedback to its key."""
+    token = bearer_token(headers)
+    if not settings.api_keys or token is None:
+        return None
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def may_see_internals(settings: Settings, headers: Mapping[str, str]) -> bool:
+    """Whether the caller may see operational detail (backend hosts, scorer errors): always
+    when no keys are configured; else the admin key, or any client key when no admin key
+    is set (the same rule as ``check_admin``, plus client authentication)."""
+    if not settings.api_keys and settings.admin_key is None:
+        return True
+    if settings.admin_key is not None:
+        return is_admin(settings, headers)
+    return _key_ok(bearer_token(headers), settings.api_keys)
 
 
 def resolve_target(

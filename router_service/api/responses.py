@@ -57,6 +57,8 @@ class LoggedResponse(Response):
                 }
             )
             await send({"type": "http.response.body", "body": self.body})
+        except OSError:
+            pass  # the client went away (servers on ASGI spec >= 2.4 raise on send)
         finally:
             if not self._commit_first:
                 await self._finish()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -31,9 +33,15 @@ MAX_ERROR_BODY = 64 * 1024
 MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
+# Upstream 401/403: the router's own credentials (clients' keys are never forwarded) were
+# refused, so the backend is misconfigured; another backend may still answer.
+AUTH_STATUSES = frozenset({401, 403})
+REDACTED = b"[REDACTED]"
+
+
 class UpstreamError(Exception):
     """A backend failed. ``retryable``: another backend may be tried (nothing was sent
-    to the client yet)."""
+    to the client yet). ``retry_after``: seconds from the upstream's ``Retry-After``."""
 
     def __init__(
         self,
@@ -43,6 +51,7 @@ class UpstreamError(Exception):
         status: int | None = None,
         body: bytes | None = None,
         retryable: bool = True,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -50,6 +59,37 @@ class UpstreamError(Exception):
         self.status = status
         self.body = body
         self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def header_value(response: Any, name: str) -> str | None:
+    """A response header (case-insensitive) of an ``httpx.Response`` or a ``RawResponse``."""
+    raw = getattr(response, "raw_headers", None)
+    if raw is not None:
+        key = name.lower().encode()
+        for k, v in raw:
+            if bytes(k).lower() == key:
+                return bytes(v).decode("latin-1")
+        return None
+    headers = getattr(response, "headers", None)
+    return headers.get(name) if headers is not None else None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` value (delta-seconds or an HTTP date) -> seconds, or None."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN -> None
 
 
 class UpstreamResponse(Protocol):
@@ -214,6 +254,7 @@ class Backend:
         self._raw = self.transport if isinstance(self.transport, FastTransport) else None
         self._raw_key = pool_key(self._chat_url)
         self._raw_head = request_head("POST", self._chat_url, self._headers)
+        self._secrets = self.secrets()
 
     # -- hooks -------------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -285,8 +326,23 @@ class Backend:
         except httpx.HTTPError as exc:
             raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
 
+    def secrets(self) -> list[bytes]:
+        """The credentials this backend sends (API key, configured header values), longest
+        first: they are cut out of every upstream text the router relays or logs."""
+        values = {v for v in self.auth_headers().values() if len(v) >= 8}
+        if self.resolved.api_key:
+            values.add(self.resolved.api_key)
+        return sorted((v.encode() for v in values), key=len, reverse=True)
+
+    def redact(self, raw: bytes) -> bytes:
+        for secret in self._secrets:
+            if secret in raw:
+                raw = raw.replace(secret, REDACTED)
+        return raw
+
     async def _error_from(self, response: UpstreamResponse) -> UpstreamError:
         status = response.status_code
+        retry_after = retry_after_seconds(header_value(response, "retry-after"))
         try:
             async with asyncio.timeout(self.config.timeouts.idle):
                 raw = b""
@@ -298,14 +354,44 @@ class Backend:
             raw = b""
         finally:
             await response.aclose()
-        retryable = status == 429 or status >= 500
+        retryable = status == 429 or status >= 500 or status in AUTH_STATUSES
+        body = self.redact(self.translate_error(status, self.redact(raw[:MAX_ERROR_BODY])))
+        why = " (the router's credentials were refused)" if status in AUTH_STATUSES else ""
         return UpstreamError(
             "status",
-            f"{self.name}: HTTP {status}",
+            f"{self.name}: HTTP {status}{why}",
             status=status,
-            body=self.translate_error(status, raw[:MAX_ERROR_BODY]),
+            body=body,
             retryable=retryable,
+            retry_after=retry_after,
         )
+
+    async def _read_body(self, response: UpstreamResponse, ttfb: float) -> bytes:
+        """The rest of a non-streaming body: each chunk within ``idle`` of the previous one,
+        the whole within ``total`` (a body that stalls after its head fails over fast)."""
+        if isinstance(response, RawResponse):
+            buffered = response.buffered_body()
+            if buffered is not None:
+                return buffered
+        t = self.config.timeouts
+        deadline = time.monotonic() + max(t.total - ttfb, 0.001)
+        parts: list[bytes] = []
+        chunks = response.aiter_bytes()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise UpstreamError("timeout", f"{self.name}: body not complete within total")
+            try:
+                async with asyncio.timeout(min(t.idle, left)):
+                    part = await anext(chunks, None)
+            except TimeoutError:
+                which = "idle" if t.idle < left else "total"
+                raise UpstreamError(
+                    "timeout", f"{self.name}: body stalled for {min(t.idle, left):g}s ({which})"
+                ) from None
+            if part is None:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.append(part)
 
     async def complete(self, body: dict[str, Any]) -> Completion:
         """Non-streaming call -> ``Completion`` (2xx or a non-retryable client error)."""
@@ -317,16 +403,8 @@ class Backend:
             if err.retryable:
                 raise err
             return Completion(err.status or 400, err.body or b"", UsageStats(), ttfb)
-        t = self.config.timeouts
         try:
-            buffered = response.buffered_body() if isinstance(response, RawResponse) else None
-            if buffered is not None:
-                raw = buffered
-            else:
-                async with asyncio.timeout(max(t.total - ttfb, 0.001)):
-                    raw = await response.aread()
-        except TimeoutError:
-            raise UpstreamError("timeout", f"{self.name}: body not complete within total") from None
+            raw = await self._read_body(response, ttfb)
         except httpx.HTTPError as exc:
             raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
         finally:

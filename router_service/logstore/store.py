@@ -255,9 +255,18 @@ class DecisionLog:
         return _fb.iter_feedback(self.engine, **kwargs)
 
     def request_exists(self, request_id: str) -> bool:
-        query = sa.select(decisions.c.id).where(decisions.c.request_id == request_id).limit(1)
+        return self.request_client(request_id)[0]
+
+    def request_client(self, request_id: str) -> tuple[bool, str | None]:
+        """-> (a decision row with this id exists, the client key id it was made with)."""
+        query = sa.select(decisions.c.extra).where(decisions.c.request_id == request_id).limit(1)
         with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
+            row = conn.execute(query).first()
+        if row is None:
+            return False, None
+        extra = row[0] if isinstance(row[0], dict) else {}
+        key = extra.get("client_key")
+        return True, key if isinstance(key, str) else None
 
 
 def create_decision_log(

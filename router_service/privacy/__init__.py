@@ -1,9 +1,11 @@
 """Messages -> ``Sensitivity`` (personal data or secrets in the request?); text -> redacted.
 
-``detect_sensitive(messages, client_flag=False)`` scans every string of every message
-(system included) with the regex bank in ``detectors`` (emails, phones, Luhn-valid cards,
-mod-97 IBANs, national ids with checksums, API keys, PEM private keys). ``redact(text)``
-replaces each finding with ``[REDACTED:<kind>]``.
+``detect_sensitive(messages, client_flag=False, fields=request)`` scans every string of
+every message (system included) and of every other request field (tools, metadata, user,
+schemas, unknown fields; mapping keys and long integers too) with the regex bank in
+``detectors`` (emails, phones, Luhn-valid cards, mod-97 IBANs, national ids with
+checksums, API keys, PEM private keys). ``redact(text)`` replaces each finding with
+``[REDACTED:<kind>]``.
 
 Cost is linear in the text and small in practice: short texts run each triggered pattern
 once; in long texts a pattern only runs in windows around its anchors (digit runs,
@@ -264,6 +266,34 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(v)
 
 
+def _all_strings(value: Any) -> Iterable[str]:
+    """Every string in a JSON value, mapping keys included; integers long enough to be a
+    card or account number as their digits (a client may send one as a JSON number)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if abs(value) >= 10**7:
+            yield str(value)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str):
+                yield k
+            yield from _all_strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _all_strings(v)
+
+
+def _field_texts(fields: Mapping[str, Any], skip: str) -> Iterable[str]:
+    """The request's fields other than ``skip`` (the messages) -> one text per field: tools,
+    tool schemas, metadata, user, response_format, prediction, unknown fields..."""
+    for key, value in fields.items():
+        if key != skip:
+            yield "\n".join(_all_strings(value))
+
+
 def _message_texts(message: Mapping[str, Any]) -> Iterable[str]:
     """Everything a message says: its content and any other string fields (name,
     tool-call arguments). The role is not scanned."""
@@ -274,17 +304,23 @@ def _message_texts(message: Mapping[str, Any]) -> Iterable[str]:
 
 
 def detect_sensitive(
-    messages: Sequence[Mapping[str, Any]], *, client_flag: bool = False
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    client_flag: bool = False,
+    fields: Mapping[str, Any] | None = None,
+    messages_key: str = "messages",
 ) -> Sensitivity:
-    """Messages (all roles) -> the kinds of sensitive data they contain.
+    """Messages (all roles) and the request's other ``fields`` -> the kinds of sensitive data
+    they contain. Fail closed: every client-supplied string counts, known field or not.
 
     A kind is looked for only until it is first found. ``client_flag`` (the client marked
     the request sensitive) makes it sensitive with kind "client_flag"."""
     found: set[str] = set()
-    for message in messages:
-        if not isinstance(message, Mapping):
-            continue
-        for text in _message_texts(message):
+    texts: list[Iterable[str]] = [_message_texts(m) for m in messages if isinstance(m, Mapping)]
+    if fields is not None:
+        texts.append(_field_texts(fields, messages_key))
+    for group in texts:
+        for text in group:
             if text:
                 found.update(f.kind for f in _scan(text, frozenset(found), first_only=True))
     kinds = tuple(k for k in KINDS if k in found or (k == "client_flag" and client_flag))

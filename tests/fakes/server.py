@@ -42,6 +42,7 @@ class Reply:
     first_delay: float = 0.0  # before the status line (slow first byte)
     chunk_delay: float = 0.0
     hang: bool = False  # after the chunks, keep the response open until the client leaves
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
 
     @classmethod
     def json(cls, body: Any, status: int = 200, **kw: Any) -> Reply:
@@ -171,7 +172,10 @@ class FakeUpstream:
                 {
                     "type": "http.response.start",
                     "status": reply.status,
-                    "headers": [(b"content-type", reply.content_type.encode())],
+                    "headers": [
+                        (b"content-type", reply.content_type.encode()),
+                        *((k.encode(), v.encode()) for k, v in reply.headers.items()),
+                    ],
                 }
             )
             for i, chunk in enumerate(reply.chunks):

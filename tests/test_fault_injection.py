@@ -1,0 +1,277 @@
+"""Hostile upstreams and hostile clients -> the router fails closed.
+
+Each test is one scenario of the reliability issue: real HTTP fakes on loopback misbehave on
+command, the router is driven over HTTP (the ``openai`` SDK where a client would use it),
+and each test checks what the client saw, what every fake received, and the log row."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from fakes.llm import openai_completion
+from fakes.server import Reply
+
+MSG = [{"role": "user", "content": "hi"}]
+CARD = "4111 1111 1111 1111"
+ERR_503 = Reply.json({"error": {"message": "overloaded", "type": "server_error"}}, status=503)
+OPENAI_KEY = "sk-test-openai"  # conftest.TEST_ENV: what the router sends to the cloud fakes
+
+
+def post(router: Any, body: dict[str, Any], **kw: Any) -> httpx.Response:
+    kw.setdefault("timeout", 30)
+    return httpx.post(f"{router.base_url}/chat/completions", json=body, **kw)
+
+
+def sdk(router: Any, key: str = "x") -> openai.OpenAI:
+    return openai.OpenAI(base_url=router.base_url, api_key=key, max_retries=0)
+
+
+def local_down(fakes: Any) -> None:
+    fakes.local.script(ERR_503, ERR_503)
+    fakes.ollama.script(ERR_503, ERR_503)
+
+
+def cloud_calls(fakes: Any) -> int:
+    return sum(len(f.calls) for f in fakes.cloud())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- client disconnects --------------------------------------------------------------------
+@pytest.mark.parametrize("stream", [False, True])
+def test_disconnect_while_waiting_cancels_upstream_and_tries_no_other_tier(
+    fakes, policy, make_router, stream: bool
+) -> None:
+    """Client gone before the first byte (non-stream, or a stream not started yet): the
+    upstream call is cancelled at once, no further tier is called, the row says 499."""
+    fakes.local.script(Reply(first_delay=8.0))
+    router = make_router(policy)
+    body = {"model": "auto", "messages": MSG, "stream": stream}
+    with pytest.raises(httpx.ReadTimeout):
+        post(router, body, timeout=httpx.Timeout(5.0, read=0.5))
+    gone_at = time.monotonic()
+    assert fakes.local.disconnected.wait(2.0), "upstream request not cancelled"
+    assert time.monotonic() - gone_at < 1.5
+    time.sleep(0.5)  # anything still running would have reached the next backend by now
+    assert len(fakes.local.calls) == 1 and not fakes.ollama.calls and cloud_calls(fakes) == 0
+    [row] = router.rows()
+    assert row["status"] == 499 and "disconnected" in row["error"]
+    assert row["fallbacks"] == []
+
+
+# -- timeouts ------------------------------------------------------------------------------
+def test_body_stalling_after_headers_fails_over_on_the_idle_timeout(
+    fakes, policy, make_router
+) -> None:
+    for b in policy["tiers"]["local"]["backends"]:
+        b["timeouts"].update(first_byte=2.0, idle=0.4, total=20.0)
+    body = orjson.dumps(openai_completion("never finished"))
+    fakes.local.script(Reply(chunks=[body[:20], body[20:]], chunk_delay=15.0))
+    router = make_router(policy)
+    started = time.monotonic()
+    r = post(router, {"model": "auto", "messages": MSG})
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - started < 5.0  # the idle timeout, not the 20 s total
+    assert r.json()["choices"][0]["message"]["content"] == "hello from ollama"
+    assert r.headers["x-router-fallback"] == "local/local-llamacpp: timeout"
+    [row] = router.rows()
+    assert row["backend"] == "local-ollama" and "stalled" not in (row["error"] or "")
+
+
+# -- rate limits ---------------------------------------------------------------------------
+def test_429_from_every_tier_passes_the_smallest_retry_after(fakes, policy, make_router) -> None:
+    def limited(seconds: str) -> Reply:
+        body = {"error": {"message": "slow down", "type": "rate_limit"}}
+        return Reply.json(body, status=429, headers={"retry-after": seconds})
+
+    fakes.local.script(limited("30"))
+    fakes.ollama.script(limited("12"))
+    fakes.primary.script(limited("7"))
+    fakes.strong.script(limited("40"))
+    fakes.anthropic.script(Reply.json({"error": "rl"}, status=429))  # no header at all
+    router = make_router(policy)
+    with pytest.raises(openai.RateLimitError) as exc:
+        sdk(router).chat.completions.create(model="auto", messages=MSG)
+    assert exc.value.response.headers["retry-after"] == "7"
+    assert exc.value.body["code"] == "upstream_rate_limited"
+    assert all(len(f.calls) == 1 for f in fakes.all())
+
+
+# -- credentials ---------------------------------------------------------------------------
+def test_refused_router_key_falls_back_is_redacted_and_shows_in_health(
+    fakes, policy, make_router
+) -> None:
+    """A 401 naming the router's own key: not the client's fault -> next tier; the key never
+    reaches the client or the log; /health names the backend as misconfigured."""
+    refused = {"error": {"message": f"Incorrect API key provided: {OPENAI_KEY}", "code": 401}}
+    fakes.primary.script(Reply.json(refused, status=401))
+    router = make_router(policy)
+    r = post(router, {"model": "primary", "messages": MSG})  # forced, no fallback allowed
+    assert r.status_code == 502
+    assert OPENAI_KEY not in r.text and "primary-openai: http_401" in r.text
+    policy["fallback_on_forced"] = True
+    fakes.primary.script(Reply.json(refused, status=401))
+    router2 = make_router(policy)
+    r = post(router2, {"model": "primary", "messages": MSG})
+    assert r.status_code == 200 and "primary-openai: http_401" in r.headers["x-router-fallback"]
+    health = httpx.get(f"{router2.url}/health").json()
+    assert health["status"] == "degraded"
+    assert "refused the router's key" in health["backends"]["primary-openai"]["misconfigured"]
+    metrics = httpx.get(f"{router2.url}/metrics").text
+    assert 'reason="auth_error"' in metrics
+    for handle in (router, router2):
+        for row in handle.rows():
+            assert OPENAI_KEY not in orjson.dumps(row, default=str).decode()
+
+
+def test_upstream_client_error_echoing_the_key_is_redacted(fakes, policy, make_router) -> None:
+    echo = {"error": {"message": f"bad header Authorization: Bearer {OPENAI_KEY}", "code": 400}}
+    fakes.primary.script(Reply.json(echo, status=400))
+    router = make_router(policy)
+    r = post(router, {"model": "primary", "messages": MSG})
+    assert r.status_code == 400  # the client's problem: passed through, not retried
+    assert OPENAI_KEY not in r.text and "[REDACTED]" in r.text
+    assert len(fakes.primary.calls) == 1 and not fakes.strong.calls
+
+
+def test_client_errors_name_backends_not_hosts(fakes, policy, make_router) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    for b in policy["tiers"]["local"]["backends"]:
+        b["base_url"] = dead
+    router = make_router(policy)
+    r = post(router, {"model": "local", "messages": MSG})
+    assert r.status_code == 502
+    message = r.json()["error"]["message"]
+    assert "local-llamacpp: connect_error" in message and "127.0.0.1" not in message
+    [row] = router.rows()
+    assert "127.0.0.1" in row["error"]  # the operator keeps the detail
+
+
+# -- privacy -------------------------------------------------------------------------------
+FIELDS: dict[str, dict[str, Any]] = {
+    "tool description": {
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "pay", "description": f"charge card {CARD}"},
+            }
+        ]
+    },
+    "tool arguments": {
+        "messages": [
+            *MSG,
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "pay", "arguments": f'{{"card": "{CARD}"}}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ]
+    },
+    "prediction": {"prediction": {"type": "content", "content": f"card {CARD}"}},
+    "metadata": {"metadata": {"note": f"card {CARD}"}},
+    "user": {"user": "jane.doe@example.com"},
+    "response_format schema": {
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {"description": f"for {CARD}"}},
+        }
+    },
+    "unknown field": {"x_vendor_extension": {"deep": [f"card {CARD}"]}},
+    "metadata key": {"metadata": {CARD.replace(" ", ""): "x"}},
+    "card as a JSON number": {"x_ref": 4111111111111111},
+}
+
+
+@pytest.mark.parametrize("where", list(FIELDS))
+def test_privacy_pin_covers_every_client_field(fakes, policy, make_router, where: str) -> None:
+    router = make_router(policy)
+    local_down(fakes)
+    body = {"model": "auto", "messages": MSG, **FIELDS[where]}
+    r = post(router, body)
+    assert r.status_code == 503, (where, r.text)
+    assert r.json()["error"]["code"] == "sensitive_local_unavailable"
+    assert cloud_calls(fakes) == 0
+    assert sum(f.bytes_received for f in fakes.cloud()) == 0
+
+
+# -- health --------------------------------------------------------------------------------
+def test_health_says_degraded_when_the_scorer_fell_back(
+    fakes, policy, make_router, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "router.onnx").write_bytes(b"not an onnx graph")
+    router = make_router(policy, scorer="learned", model_dir=broken, model_watch_seconds=0)
+    health = httpx.get(f"{router.url}/health").json()
+    assert health["status"] == "degraded"
+    assert any(r.startswith("scorer fallback to heuristic") for r in health["reasons"])
+    assert health["scorer"]["name"] == "heuristic"
+
+
+def test_health_shows_only_the_status_without_a_key(fakes, policy, make_router) -> None:
+    router = make_router(policy, api_keys=["key-a"], admin_key="admin-key")
+    assert httpx.get(f"{router.url}/health").json() == {"status": "ok"}
+    client = httpx.get(f"{router.url}/health", headers={"Authorization": "Bearer key-a"})
+    assert client.json() == {"status": "ok"}  # a client key is not the admin's
+    admin = httpx.get(f"{router.url}/health", headers={"X-Admin-Key": "admin-key"}).json()
+    assert admin["status"] == "ok" and "local-llamacpp" in admin["backends"]
+
+
+# -- least privilege -----------------------------------------------------------------------
+def test_feedback_is_scoped_to_the_key_that_made_the_request(fakes, policy, make_router) -> None:
+    router = make_router(policy, api_keys=["key-a", "key-b"], admin_key="admin-key")
+    raw = sdk(router, "key-a").chat.completions.with_raw_response.create(model="auto", messages=MSG)
+    rid = raw.headers["x-router-request-id"]
+
+    def rate(headers: dict[str, str]) -> httpx.Response:
+        body = {"request_id": rid, "thumbs": "down"}
+        return httpx.post(f"{router.base_url}/feedback", json=body, headers=headers)
+
+    other = rate({"Authorization": "Bearer key-b"})
+    assert other.status_code == 404 and other.json()["error"]["code"] == "request_not_found"
+    assert rate({"Authorization": "Bearer key-a"}).status_code == 200
+    assert rate({"X-Admin-Key": "admin-key"}).status_code == 200
+    assert rate({}).status_code == 401
+    [row] = router.rows()
+    assert row["extra"]["client_key"] and "key-a" not in orjson.dumps(row, default=str).decode()
+
+
+# -- concurrency sanity: a disconnect storm leaves nothing running --------------------------
+def test_many_disconnects_leave_no_upstream_call_behind(fakes, policy, make_router) -> None:
+    fakes.local.script(*[Reply(first_delay=8.0) for _ in range(20)])
+    router = make_router(policy)
+
+    def one() -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            post(router, {"model": "auto", "messages": MSG}, timeout=httpx.Timeout(5.0, read=0.5))
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    time.sleep(1.0)
+    assert not fakes.ollama.calls and cloud_calls(fakes) == 0
+    rows = router.rows()
+    assert len(rows) == 20 and {r["status"] for r in rows} == {499}
+    assert router.state.inflight == 0
