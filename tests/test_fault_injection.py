@@ -16,6 +16,8 @@ import httpx
 import openai
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fakes.llm import openai_completion
 from fakes.server import Reply
@@ -275,3 +277,59 @@ def test_many_disconnects_leave_no_upstream_call_behind(fakes, policy, make_rout
     rows = router.rows()
     assert len(rows) == 20 and {r["status"] for r in rows} == {499}
     assert router.state.inflight == 0
+
+
+# -- property: a planted secret anywhere never reaches a cloud backend ----------------------
+SECRETS = (
+    CARD,
+    "jane.doe@example.com",
+    "DE89 3704 0044 0532 0130 00",
+    "sk-proj-8fQ2mZr7Lx0aVb3NcT9yWd4KpE6hUs1G",
+    "-----BEGIN RSA PRIVATE KEY-----",
+)
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+leaves = st.one_of(st.text(max_size=12), st.integers(-1000, 1000), st.booleans(), st.none())
+
+
+@st.composite
+def planted(draw: st.DrawFn) -> dict[str, Any]:
+    """A chat request with one secret at a random depth of a random field (or message)."""
+    value: Any = f"{draw(st.text(max_size=8))} {draw(st.sampled_from(SECRETS))} x"
+    for _ in range(draw(st.integers(0, 4))):  # wrap it in objects / arrays, with siblings
+        if draw(st.booleans()):
+            value = {draw(names): value, **draw(st.dictionaries(names, leaves, max_size=2))}
+        else:
+            value = [*draw(st.lists(leaves, max_size=2)), value]
+    where = draw(st.sampled_from(["field", "message", "content_part", "tool_call"]))
+    body: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    if where == "field":
+        body[draw(names.filter(lambda n: n not in ("messages", "model")))] = value
+    elif where == "message":
+        body["messages"][0][draw(names.filter(lambda n: n != "role"))] = value
+    elif where == "content_part":
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        body["messages"][0]["content"] = [{"type": "text", "text": text}]
+    else:
+        args = orjson.dumps({"v": value}).decode()
+        call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}
+        body["messages"].append({"role": "assistant", "content": None, "tool_calls": [call]})
+        body["messages"].append({"role": "user", "content": "go on"})
+    return body
+
+
+def test_planted_secret_in_any_field_never_reaches_the_cloud(fakes, policy, make_router) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    for b in policy["tiers"]["local"]["backends"]:
+        b["base_url"] = dead  # local down: refused connections
+    router = make_router(policy)
+
+    @settings(max_examples=80, deadline=None)
+    @given(planted())
+    def check(body: dict[str, Any]) -> None:
+        r = post(router, body)
+        assert r.status_code in (400, 422, 503), (body, r.text)  # 4xx: refused before routing
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "sensitive_local_unavailable", r.text
+        assert sum(f.bytes_received for f in fakes.cloud()) == 0, body
+
+    check()
