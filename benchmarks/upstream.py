@@ -5,7 +5,8 @@ The wire format comes from ``tests/fakes/llm.py`` (the same bodies the test fake
 this server only replaces the scriptable uvicorn/h11 fake with a bare asyncio protocol
 (uvloop when installed), so the upstream is never what limits a throughput measurement.
 
-Run: ``python -m benchmarks.upstream --port 0 [--stream-chunks 32 --chunk-delay 0.004]``;
+Run: ``python -m benchmarks.upstream --port 0 [--stream-chunks 32 --chunk-delay 0.004]``
+(``--answer-delay 5`` makes it a slow model, ``--backlog`` sets the listen backlog);
 it prints ``PORT <n>`` once listening and exits when stdin closes (or on SIGTERM)."""
 
 from __future__ import annotations
@@ -92,7 +93,16 @@ class _Handler(asyncio.Protocol):
             self.server.tasks.add(task := asyncio.ensure_future(self._stream(model)))
             task.add_done_callback(self.server.tasks.discard)
             return
-        self._write("200 OK", "application/json", orjson.dumps(openai_completion(ANSWER, model)))
+        answer = orjson.dumps(openai_completion(ANSWER, model))
+        if self.server.answer_delay:  # a slow model: the answer comes after a while
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.server.answer_delay, self._late, answer)
+            return
+        self._write("200 OK", "application/json", answer)
+
+    def _late(self, answer: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._write("200 OK", "application/json", answer)
 
     async def _stream(self, model: str) -> None:
         pieces = [stream_piece(i) for i in range(self.server.stream_chunks)]
@@ -116,15 +126,23 @@ class _Handler(asyncio.Protocol):
 
 
 class FakeOpenAI:
-    def __init__(self, stream_chunks: int = 32, chunk_delay: float = 0.004) -> None:
+    def __init__(
+        self,
+        stream_chunks: int = 32,
+        chunk_delay: float = 0.004,
+        answer_delay: float = 0.0,
+        backlog: int = 1024,
+    ) -> None:
         self.stream_chunks = stream_chunks
         self.chunk_delay = chunk_delay
+        self.answer_delay = answer_delay
+        self.backlog = backlog
         self.requests = 0
         self.tasks: set[asyncio.Future[None]] = set()  # streams being written
 
     async def serve(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Handler(self), host, port, backlog=1024)
+        server = await loop.create_server(lambda: _Handler(self), host, port, backlog=self.backlog)
         bound = server.sockets[0].getsockname()[1]
         print(f"PORT {bound}", flush=True)
         stop = asyncio.Event()
@@ -140,10 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--stream-chunks", type=int, default=32)
     parser.add_argument("--chunk-delay", type=float, default=0.004)
+    parser.add_argument("--answer-delay", type=float, default=0.0, help="seconds (non-stream)")
+    parser.add_argument("--backlog", type=int, default=1024, help="listen backlog")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the fake upstream only listens on loopback")
-    coro = FakeOpenAI(args.stream_chunks, args.chunk_delay).serve(args.host, args.port)
+    fake = FakeOpenAI(args.stream_chunks, args.chunk_delay, args.answer_delay, args.backlog)
+    coro = fake.serve(args.host, args.port)
     try:
         import uvloop
     except ImportError:
