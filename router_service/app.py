@@ -71,6 +71,8 @@ def create_app(
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         await state.log.start()
         await app_.state.model_loop.start()  # model hot reload (file watch)
+        if settings.health_cache_seconds > 0:
+            info.prefetch_health(state)
         # Everything built so far (model, tokenizer caches, policy, clients) lives as long
         # as the process: keep it out of the garbage collector's full scans, which would
         # otherwise walk it again and again on the request path (p99).
@@ -81,6 +83,8 @@ def create_app(
         finally:
             await app_.state.model_loop.stop()
             await state.drain_logs()  # background log rows (log_wait=false)
+            if state.health.refresh is not None:  # a background /health re-probe
+                state.health.refresh.cancel()
             await state.upstream.aclose()
             await state.log.close()
 

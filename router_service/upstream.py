@@ -156,7 +156,8 @@ def failure_category(err: UpstreamError) -> str:
         if err.status is None:
             return "stream_error"
         return "http_429" if err.status == 429 else f"http_{err.status}"
-    return {"connect": "connect_error", "timeout": "timeout"}.get(err.kind, "protocol_error")
+    kinds = {"connect": "connect_error", "timeout": "timeout", "saturated": "saturated"}
+    return kinds.get(err.kind, "protocol_error")
 
 
 def metric_reason(category: str) -> str:
@@ -365,6 +366,8 @@ def exhausted_error(plan: Plan, failures: list[_Failure], fallbacks: list[str]) 
             status, code = 503, "circuit_open"
         elif last.kind == "timeout":
             status, code = 504, "upstream_timeout"
+        elif last.kind == "saturated":
+            status, code = 503, "upstream_at_capacity"
         elif last.status == 429:
             status, code = 429, "upstream_rate_limited"
         else:

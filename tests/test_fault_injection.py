@@ -297,7 +297,8 @@ def planted(draw: st.DrawFn) -> dict[str, Any]:
     value: Any = f"{draw(st.text(max_size=8))} {draw(st.sampled_from(SECRETS))} x"
     for _ in range(draw(st.integers(0, 4))):  # wrap it in objects / arrays, with siblings
         if draw(st.booleans()):
-            value = {draw(names): value, **draw(st.dictionaries(names, leaves, max_size=2))}
+            siblings = draw(st.dictionaries(names, leaves, max_size=2))
+            value = {**siblings, draw(names): value}  # the secret's key wins a clash
         else:
             value = [*draw(st.lists(leaves, max_size=2)), value]
     where = draw(st.sampled_from(["field", "message", "content_part", "tool_call"]))
@@ -326,6 +327,7 @@ def test_planted_secret_in_any_field_never_reaches_the_cloud(fakes, policy, make
     @settings(max_examples=80, deadline=None)
     @given(planted())
     def check(body: dict[str, Any]) -> None:
+        assert any(secret in orjson.dumps(body).decode() for secret in SECRETS)
         r = post(router, body)
         assert r.status_code in (400, 422, 503), (body, r.text)  # 4xx: refused before routing
         if r.status_code == 503:
@@ -333,3 +335,143 @@ def test_planted_secret_in_any_field_never_reaches_the_cloud(fakes, policy, make
         assert sum(f.bytes_received for f in fakes.cloud()) == 0, body
 
     check()
+
+
+# -- saturation: a busy local server is waited for, not silently swapped for the cloud ------
+def test_busy_server_is_saturated_not_a_connect_error(fakes, policy, make_router) -> None:
+    """A server that holds connections but accepts no more (its accept queue is full: the
+    kernel drops further SYNs) -> those requests wait for it up to the first-byte deadline
+    and only then overflow, counted as ``saturated``, never as ``connect_error``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # never accepts: two handshakes queue, later SYNs are dropped
+    try:
+        llama = policy["tiers"]["local"]["backends"][0]
+        llama["base_url"] = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        llama["timeouts"].update(connect=0.3, first_byte=1.5)
+        router = make_router(policy)
+        results: list[httpx.Response] = []
+
+        def one() -> None:
+            results.append(post(router, {"model": "auto", "messages": MSG}))
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.status_code for r in results] == [200] * 6
+        trails = [r.headers["x-router-fallback"] for r in results]
+        assert all("connect_error" not in t for t in trails), trails
+        assert any(t == "local/local-llamacpp: saturated" for t in trails), trails
+        metrics = httpx.get(f"{router.url}/metrics").text
+        assert 'reason="saturated"' in metrics
+    finally:
+        listener.close()
+
+
+# -- answers that are not answers ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(chunks=[b"{not json at all"]),
+        Reply.json({"error": {"message": "quota exceeded", "type": "insufficient_quota"}}),
+        Reply.json({"object": "chat.completion", "choices": []}),
+    ],
+    ids=["invalid JSON with 200", "error body with 200", "no choices"],
+)
+def test_a_200_that_is_not_an_answer_falls_back(fakes, policy, make_router, reply) -> None:
+    fakes.local.script(reply)
+    router = make_router(policy)
+    r = post(router, {"model": "auto", "messages": MSG})
+    assert r.status_code == 200
+    assert r.json()["choices"][0]["message"]["content"] == "hello from ollama"
+    assert r.headers["x-router-fallback"] == "local/local-llamacpp: protocol_error"
+    [row] = router.rows()
+    assert row["backend"] == "local-ollama" and row["fallbacks"] == [
+        "local/local-llamacpp: protocol_error"
+    ]
+
+
+# -- SSRF: nothing a client sends makes the router connect anywhere new ---------------------
+class Canary:
+    """A loopback listener counting the connections it gets (there must be none)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.hits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.hits += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def ssrf_vectors(url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    image = {"type": "image_url", "image_url": {"url": f"{url}/latest/meta-data"}}
+    return [
+        ({"model": url, "messages": MSG}, {}),
+        ({"model": f"{url}/v1", "messages": MSG}, {}),
+        ({"model": "auto", "messages": MSG, "base_url": url}, {}),
+        ({"model": "auto", "messages": MSG, "api_base": url}, {}),
+        ({"model": "auto", "messages": MSG, "extra_body": {"base_url": url}}, {}),
+        ({"model": "auto", "messages": MSG, "metadata": {"callback_url": url}}, {}),
+        ({"model": "auto", "messages": [{"role": "user", "content": [image]}]}, {}),
+        ({"model": "auto", "messages": MSG}, {"Host": url.removeprefix("http://")}),
+        ({"model": "auto", "messages": MSG}, {"X-Forwarded-Host": url.removeprefix("http://")}),
+        ({"model": "auto", "messages": MSG}, {"X-Force-Route": url}),
+        ({"model": "auto", "messages": MSG}, {"X-Router-Backend": url}),
+        ({"model": "auto", "messages": MSG, "tools": [{"type": "function", "function": {
+            "name": "fetch", "description": "GET it", "parameters": {"$ref": url}}}]}, {}),
+    ]  # fmt: skip
+
+
+def test_no_client_input_makes_the_router_connect_elsewhere(fakes, policy, make_router) -> None:
+    canary = Canary()
+    try:
+        router = make_router(policy)
+        for body, headers in ssrf_vectors(canary.url):
+            r = post(router, body, headers=headers)
+            assert r.status_code < 500, (body, headers, r.text)
+        httpx.get(f"{router.url}/health")
+        time.sleep(0.3)
+        assert canary.hits == 0
+    finally:
+        canary.close()
+
+
+# -- canary secrets: never stored, never printed ---------------------------------------------
+def test_keys_never_reach_the_log_database_or_the_process_output(
+    fakes, policy, make_router, capfd: pytest.CaptureFixture[str]
+) -> None:
+    client_key = "client-canary-5b1f0e7a9c"
+    fakes.primary.script(Reply.json({"error": {"message": f"bad key {OPENAI_KEY}"}}, status=401))
+    router = make_router(policy, api_keys=[client_key], admin_key="admin-canary-c4d2")
+    client = sdk(router, client_key)
+    client.chat.completions.create(model="auto", messages=MSG)
+    client.chat.completions.create(model="strong", messages=MSG)
+    with pytest.raises(openai.InternalServerError):  # primary refuses the router's key
+        client.chat.completions.create(model="primary", messages=MSG)
+    httpx.get(f"{router.url}/health", headers={"X-Admin-Key": "admin-canary-c4d2"})
+    router.stop()
+    stored = b"".join(p.read_bytes() for p in router.settings.sqlite_path.parent.glob("log-*"))
+    out = capfd.readouterr()
+    for secret in (client_key, "admin-canary-c4d2", OPENAI_KEY, "sk-test-anthropic"):
+        assert secret.encode() not in stored, secret
+        assert secret not in out.out + out.err, secret

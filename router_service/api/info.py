@@ -95,14 +95,43 @@ async def backend_health(state: RouterState) -> dict[str, Any]:
     return {slots[i].backend.name: r for i, r in enumerate(results)}
 
 
+async def _probe_into(state: RouterState) -> None:
+    cache = state.health
+    async with cache.lock:
+        cache.result = await backend_health(state)
+        cache.checked_at = time.monotonic()
+
+
+async def cached_backends(state: RouterState) -> dict[str, Any]:
+    """Backend probes, at most ``health_cache_seconds`` old. Stale results are served at
+    once while one background task re-probes, so ``/health`` never waits on a slow or
+    saturated backend; only the first call (nothing cached yet) or a cache time of 0
+    (always fresh) awaits the probes."""
+    cache = state.health
+    max_age = state.settings.health_cache_seconds
+    if cache.result is None and cache.refresh is not None and not cache.refresh.done():
+        await asyncio.shield(cache.refresh)  # the start-up probe (``prefetch_health``)
+    if cache.result is None or max_age <= 0:
+        async with cache.lock:
+            if cache.result is None or max_age <= 0:
+                cache.result = await backend_health(state)
+                cache.checked_at = time.monotonic()
+            return cache.result
+    stale = time.monotonic() - cache.checked_at > max_age
+    if stale and (cache.refresh is None or cache.refresh.done()):
+        cache.refresh = asyncio.ensure_future(_probe_into(state))
+    return cache.result
+
+
+def prefetch_health(state: RouterState) -> None:
+    """Probe the backends once in the background at start-up, so the first ``/health``
+    (often a readiness probe arriving with the first traffic) finds a result."""
+    state.health.refresh = asyncio.ensure_future(_probe_into(state))
+
+
 async def health_report(state: RouterState) -> dict[str, Any]:
     cache = state.health
-    now = time.monotonic()
-    async with cache.lock:
-        if cache.result is None or now - cache.checked_at > state.settings.health_cache_seconds:
-            cache.result = await backend_health(state)
-            cache.checked_at = time.monotonic()
-        backends = cache.result
+    backends = await cached_backends(state)
     tiers = {
         tier: any(
             b.get("reachable") and b.get("circuit") != "open"

@@ -51,6 +51,7 @@ class HealthCache:
     checked_at: float = -1.0
     result: dict[str, Any] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refresh: asyncio.Task[None] | None = None  # a background re-probe in flight
 
 
 @dataclass(slots=True)

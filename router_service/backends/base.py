@@ -22,12 +22,13 @@ import orjson
 from router_service.backends.transport import (
     FastTransport,
     RawResponse,
+    Saturated,
     pool_key,
     request_head,
 )
 from router_service.policy import ResolvedBackend
 
-ErrorKind = Literal["connect", "timeout", "status", "protocol"]
+ErrorKind = Literal["connect", "timeout", "status", "protocol", "saturated"]
 MAX_ERROR_BODY = 64 * 1024
 # What translating an unexpected upstream JSON shape can raise (-> a protocol error).
 MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
@@ -315,7 +316,12 @@ class Backend:
                     )
                 content = self.request_body(body, stream)
                 payload = b"%s%d\r\n\r\n%s" % (self._raw_head, len(content), content)
-                return await self._raw.send_raw(self._raw_key, payload, t.connect)
+                # A busy server (SYNs dropped) is waited for, not failed over, until a
+                # connect attempt could no longer finish before the first-byte deadline.
+                deadline = time.monotonic() + min(t.first_byte, t.total)
+                return await self._raw.send_raw(self._raw_key, payload, t.connect, deadline)
+        except Saturated as exc:
+            raise UpstreamError("saturated", f"{self.name}: at capacity ({exc})") from None
         except TimeoutError:
             raise UpstreamError(
                 "timeout", f"{self.name}: no response within {t.first_byte:g}s (first_byte)"

@@ -30,9 +30,11 @@ class OpenAIBackend(Backend):
         data = orjson.loads(raw)
         if not isinstance(data, dict) or "choices" not in data:
             raise ValueError("response is not a chat.completion object")
-        stats.take_usage(data.get("usage"))
         choices = data["choices"]
-        if choices and isinstance(choices[0], dict):
+        if not isinstance(choices, list) or not choices:
+            raise ValueError("chat.completion without choices")  # no answer: fall back
+        stats.take_usage(data.get("usage"))
+        if isinstance(choices[0], dict):
             message = choices[0].get("message") or {}
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(content, str):

@@ -9,7 +9,14 @@ reads a ``RawResponse`` (no httpx models on the request path: ~10% of the router
 request); ``handle_async_request`` serves httpx clients (health probes). ``Settings.
 upstream_client = "httpx"`` switches back to httpx's own transport (e.g. for HTTP proxies).
 
-Timeouts other than connect are the caller's (``Backend`` wraps reads in deadlines)."""
+Timeouts other than connect are the caller's (``Backend`` wraps reads in deadlines).
+
+Saturation: a server with a short accept queue (llama.cpp's HTTP server listens with a
+backlog of a few connections) drops the SYNs of a burst of new connections, and the kernel
+resends them only after a second, past a short connect timeout. A connect that times out
+while the same server holds other live connections of this pool is that, not a dead host:
+it is tried again until the caller's ``saturation_deadline``, and only then fails, with
+``Saturated`` (counted as its own fallback reason, never as a connect error)."""
 
 from __future__ import annotations
 
@@ -24,6 +31,13 @@ import httptools
 import httpx
 
 _Key = tuple[str, str, int]
+
+
+class Saturated(httpx.ConnectTimeout):
+    """No new connection within the deadline although the server is up (it holds live
+    connections of this pool): it is at capacity."""
+
+
 _PAUSE_AT = 1 << 20  # buffered body bytes before reading from the socket pauses
 
 
@@ -232,6 +246,8 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, max_connections: int = 256, keepalive_expiry: float = 30.0) -> None:
         self._idle: dict[_Key, deque[_Connection]] = {}
+        self._live: dict[_Key, list[_Connection]] = {}  # opened here, possibly closed since
+        self.saturated_retries = 0  # connects retried because the server was busy
         self._active = 0
         self._max = max_connections
         self._slots: asyncio.Semaphore | None = None
@@ -251,10 +267,16 @@ class FastTransport(httpx.AsyncBaseTransport):
         )
 
     async def send_raw(
-        self, key: _Key, payload: bytes, connect_timeout: float | None
+        self,
+        key: _Key,
+        payload: bytes,
+        connect_timeout: float | None,
+        saturation_deadline: float | None = None,
     ) -> RawResponse:
         """Serialised request -> the response once its head has arrived (a stale
-        keep-alive connection that fails before answering is retried once on a new one)."""
+        keep-alive connection that fails before answering is retried once on a new one;
+        a connect timed out against a busy server is retried until ``saturation_deadline``,
+        a ``time.monotonic()`` value)."""
         if self._closed:
             raise httpx.ConnectError("transport is closed")
         if self._slots is None:
@@ -272,7 +294,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                     conn.close()  # a stale keep-alive connection: retry once on a new one
                     conn = None
             if conn is None:
-                conn = await self._connect(key, connect_timeout)
+                conn = await self._connect(key, connect_timeout, saturation_deadline)
                 await conn.send(payload)
         except BaseException:
             self._slots.release()
@@ -302,7 +324,15 @@ class FastTransport(httpx.AsyncBaseTransport):
             return conn
         return None
 
-    async def _connect(self, key: _Key, timeout: float | None) -> _Connection:
+    def server_busy(self, key: _Key) -> bool:
+        """Whether the server holds a live connection of this pool (so it is up)."""
+        live = [c for c in self._live.get(key, ()) if not c.closed]
+        self._live[key] = live
+        return bool(live)
+
+    async def _connect(
+        self, key: _Key, timeout: float | None, saturation_deadline: float | None = None
+    ) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         ssl_ctx = None
@@ -310,16 +340,29 @@ class FastTransport(httpx.AsyncBaseTransport):
             if self._ssl is None:
                 self._ssl = _ssl_context()
             ssl_ctx = self._ssl
-        try:
-            async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    _Connection, host, port, ssl=ssl_ctx, server_hostname=host if ssl_ctx else None
-                )
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
-        return conn
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    _, conn = await loop.create_connection(
+                        _Connection,
+                        host,
+                        port,
+                        ssl=ssl_ctx,
+                        server_hostname=host if ssl_ctx else None,
+                    )
+            except TimeoutError:
+                if saturation_deadline is None or not self.server_busy(key):
+                    raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
+                if time.monotonic() + (timeout or 0.0) > saturation_deadline:
+                    raise Saturated(
+                        f"{host}:{port} is up but accepted no new connection in time"
+                    ) from None
+                self.saturated_retries += 1
+                continue
+            except (OSError, ssl.SSLError) as exc:
+                raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+            self._live.setdefault(key, []).append(conn)
+            return conn
 
     def _release(self, key: _Key, conn: _Connection) -> None:
         """A response is finished with: keep the connection if it is clean, else drop it."""
