@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from router_service import __version__
-from router_service.api import admin, chat, classify, info
+from router_service.api import admin, chat, classify, info, openapi
 from router_service.api.middleware import RequestIdMiddleware
 from router_service.api.pipeline import REQUEST_ID_KEY
 from router_service.api.state import RouterState, build_state
@@ -108,6 +108,7 @@ def create_app(
     app.add_direct_route(classify.ENDPOINT, classify.classify)
     for path, handler in info.ROUTES:
         app.add_route(path, handler, methods=["GET"])
+    app.add_route("/openapi.json", openapi.openapi_json, methods=["GET"])
     admin.install(app, state)  # hot reload + shadow; /v1/feedback, /v1/shadow, /admin/*
     return app
 

@@ -17,6 +17,7 @@ from router_service.errors import ApiError, validation_error
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 FORCE_TIERS = ("local", "primary", "strong")
 AUTO_MODEL = "auto"
+MAX_TOKEN_LIMIT = 2**31 - 1  # no backend takes more; larger JSON integers are refused
 
 
 class ContentPart(BaseModel):
@@ -47,8 +48,8 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     n: int | None = Field(default=None, ge=1)
     metadata: dict[str, Any] | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKEN_LIMIT)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKEN_LIMIT)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: str | list[str] | None = None

@@ -10,11 +10,19 @@ object -> 400; a JSON object with invalid fields -> 422 (OpenAI error envelopes)
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 from starlette.responses import Response
 
 from router_service.api.pipeline import check_client_auth, client_key_id, is_admin, read_body
@@ -26,12 +34,23 @@ router = APIRouter()
 MAX_COMMENT_CHARS = 4000
 
 
+def _whole_float(value: Any) -> Any:
+    """7.0 -> 7: the same JSON number (JSON Schema calls it an integer); 7.5, "7", true stay
+    as they are and are refused by the strict integer check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=128)
     thumbs: Literal["up", "down"] | None = None
-    score: StrictInt | None = Field(default=None, ge=1, le=10)
+    # JSON's integers: 7 and 7.0 (the same number in JSON Schema); never "7", true or 7.5.
+    score: Annotated[StrictInt | None, BeforeValidator(_whole_float)] = Field(
+        default=None, ge=1, le=10
+    )
     comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
 
     @model_validator(mode="after")

@@ -1,0 +1,116 @@
+"""The wire models -> the OpenAPI 3.1 document served at ``GET /openapi.json``.
+
+Covers what clients call: chat completions, classify, feedback, models and health. Request
+bodies are the pydantic models the handlers validate with (``protocol``, ``feedback``: the
+fields the router reads; every other field is allowed and forwarded), and every error
+response is OpenAI's envelope, so a schema-driven fuzzer (the test suite runs schemathesis
+against it) can check both the inputs it may send and the answers it must get back."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router_service import __version__
+from router_service.api.feedback import FeedbackBody
+from router_service.protocol import ChatCompletionRequest, ClassifyRequest, ErrorEnvelope
+
+REF = "#/components/schemas/{model}"
+OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    error = _json(_ref("ErrorEnvelope"), "an error, in OpenAI's envelope")
+    return dict.fromkeys(statuses, error)
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _post(name: str, summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(name)}},
+            },
+            "responses": {"200": ok, **_errors("4XX", "5XX")},
+        }
+    }
+
+
+def _get(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": ok, **_errors("4XX", "5XX")}}}
+
+
+@lru_cache(maxsize=4)
+def openapi_document(max_n: int = 8) -> dict[str, Any]:
+    """-> the document; ``max_n`` is the router's ``Settings.max_n`` (choices per request)."""
+    models = (ChatCompletionRequest, ClassifyRequest, FeedbackBody, ErrorEnvelope)
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas = top.get("$defs", {})
+    n = schemas["ChatCompletionRequest"]["properties"]["n"]["anyOf"][0]
+    n["maximum"] = max_n
+    # The models' cross-field rules (``model_validator``s), which pydantic cannot emit:
+    schemas["ClassifyRequest"]["oneOf"] = [  # exactly one of prompt / messages
+        {"required": [given], "properties": {given: {"type": kind}, other: {"type": "null"}}}
+        for given, kind, other in (
+            ("prompt", "string", "messages"),
+            ("messages", "array", "prompt"),
+        )
+    ]
+    schemas["FeedbackBody"]["anyOf"] = [  # thumbs and/or score
+        {"required": [name], "properties": {name: {"type": kind}}}
+        for name, kind in (("thumbs", "string"), ("score", "integer"))
+    ]
+    completion = {
+        "description": "a chat.completion, or its chunks as server-sent events",
+        "content": {
+            "application/json": {"schema": OBJECT},
+            "text/event-stream": {"schema": {"type": "string"}},
+        },
+    }
+    health = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"enum": ["ok", "degraded"]}},
+    }
+    models_list = {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {"object": {"const": "list"}, "data": {"type": "array"}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "learned-router", "version": __version__},
+        "paths": {
+            "/v1/chat/completions": _post(
+                "ChatCompletionRequest", "Route and answer a chat completion", completion
+            ),
+            "/v1/classify": _post(
+                "ClassifyRequest", "The decision, no model called", _json(OBJECT, "a decision")
+            ),
+            "/v1/feedback": _post(
+                "FeedbackBody", "Rate a routed answer", _json(OBJECT, "the stored rating")
+            ),
+            "/v1/models": _get("Models and tiers", _json(models_list, "the model list")),
+            "/health": _get("Liveness and backend reachability", _json(health, "status")),
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    max_n = request.app.state.router.settings.max_n
+    return Response(orjson.dumps(openapi_document(max_n)), media_type="application/json")
