@@ -62,6 +62,14 @@ class BackendConfig(BaseModel):
     expected_latency_ms: float | None = Field(default=None, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
     max_connections: int = Field(default=256, ge=1)
+    # What an OpenAI-compatible backend accepts (type "openai"; the other types translate
+    # every field themselves). token_limit_param: the name it reads for the output cap
+    # (OpenAI: max_completion_tokens; llama.cpp and older servers: max_tokens; None: as
+    # sent). drop_params: request fields removed before the call (LiteLLM's drop_params).
+    # null_content: "empty" sends content "" for content null (llama.cpp answers 500 to null).
+    token_limit_param: Literal["max_tokens", "max_completion_tokens"] | None = None
+    drop_params: list[str] = Field(default_factory=list)
+    null_content: Literal["keep", "empty"] = "keep"
     # Anthropic only: max_tokens is required there; used when the client sends none.
     default_max_tokens: int = Field(default=4096, ge=1)
     anthropic_version: str = "2023-06-01"

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from router_service.backends import Backend, Completion, UpstreamError, UpstreamStream
 from router_service.backends.base import AUTH_STATUSES
 from router_service.decision import TIERS, Tier
@@ -344,10 +346,30 @@ class ExhaustedError(ApiError):
         self.detail = detail or message
 
 
+def upstream_message(err: UpstreamError, limit: int = 300) -> str | None:
+    """The backend's own error text from its (translated, credential-redacted) body."""
+    if not err.body:
+        return None
+    try:
+        data = orjson.loads(err.body)
+        message = data["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(message, str) or not message.strip():
+        return None
+    return message.strip()[:limit]
+
+
 def _describe(failures: Iterable[_Failure], *, internal: bool) -> str:
     parts = []
     for f in failures:
-        detail = f" ({f.error.message})" if internal and f.error is not None else ""
+        detail = ""
+        if f.error is not None:
+            said = upstream_message(f.error) if f.error.kind == "status" else None
+            if internal:
+                detail = f" ({f.error.message}{f': {said}' if said else ''})"
+            elif said:
+                detail = f" ({said})"
         parts.append(f"{f.slot.backend.name}: {f.category}{detail}")
     return "; ".join(parts)
 

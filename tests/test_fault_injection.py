@@ -475,3 +475,39 @@ def test_keys_never_reach_the_log_database_or_the_process_output(
     for secret in (client_key, "admin-canary-c4d2", OPENAI_KEY, "sk-test-anthropic"):
         assert secret.encode() not in stored, secret
         assert secret not in out.out + out.err, secret
+
+
+# -- per-backend translation ---------------------------------------------------------------
+def test_backend_gets_the_parameters_it_reads(fakes, policy, make_router) -> None:
+    """llama.cpp-style local: the output cap renamed to max_tokens, content null -> "",
+    declared fields dropped; the other backends get the body as the client sent it."""
+    llama = policy["tiers"]["local"]["backends"][0]
+    llama.update(token_limit_param="max_tokens", null_content="empty", drop_params=["seed"])
+    router = make_router(policy)
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        *MSG,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    body = {"model": "local", "messages": messages, "max_completion_tokens": 5, "seed": 7}
+    assert post(router, body).status_code == 200
+    sent = fakes.local.calls[-1].json()
+    assert sent["max_tokens"] == 5 and "max_completion_tokens" not in sent and "seed" not in sent
+    assert sent["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [call]}
+    post(router, {**body, "model": "primary"})
+    as_sent = fakes.primary.calls[-1].json()
+    assert as_sent["max_completion_tokens"] == 5 and as_sent["seed"] == 7
+    assert as_sent["messages"][1]["content"] is None
+
+
+def test_every_tier_failing_shows_each_upstream_message(fakes, policy, make_router) -> None:
+    crash = {"error": {"message": "Invalid 'content': null", "type": "server_error"}}
+    fakes.local.script(Reply.json(crash, status=500))
+    fakes.ollama.script(Reply.json({"error": "model not loaded"}, status=500))
+    router = make_router(policy)
+    r = post(router, {"model": "local", "messages": MSG})
+    assert r.status_code == 502
+    message = r.json()["error"]["message"]
+    assert "local-llamacpp: http_500 (Invalid 'content': null)" in message
+    assert "model not loaded" in message

@@ -324,3 +324,29 @@ def test_classify_works_without_any_backend(fakes, make_router):
         json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert chat.status_code == 503 and "none configured" in chat.json()["error"]["message"]
+
+
+def test_one_tier_everywhere_when_the_chosen_tier_is_disabled(fakes, policy, make_router):
+    """No cloud keys: the policy picks primary, the plan starts on local. The body, the
+    header, the metric and the log row all say local; the policy's pick stays visible."""
+    policy["routing"] = {"heuristic": {"threshold": 0, "strong_threshold": 100}}
+    router = make_router(policy, env={})
+    r = httpx.post(f"{router.base_url}/classify", json={"prompt": "hi"})
+    body = r.json()
+    assert (body["tier"], r.headers["x-router-tier"], body["decided_tier"]) == (
+        "local",
+        "local",
+        "primary",
+    )
+    assert "routed to local" in body["reason"]
+    chat = httpx.post(
+        f"{router.base_url}/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert chat.headers["x-router-tier"] == "local"
+    prom = httpx.get(f"{router.url}/metrics").text
+    decided = [line for line in prom.splitlines() if line.startswith("router_decisions_total{")]
+    assert decided and all('tier="local"' in line for line in decided), decided
+    rows = router.rows()
+    assert {row["tier"] for row in rows} == {"local"}
+    assert {row["extra"]["decided_tier"] for row in rows} == {"primary"}

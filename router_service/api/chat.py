@@ -20,6 +20,7 @@ from router_service.api.pipeline import (
     build_log_row,
     check_client_auth,
     client_key_id,
+    decided_tier,
     decision_headers,
     read_body,
     request_id,
@@ -203,7 +204,7 @@ async def _route(request: Request, run: ChatRun) -> Response:
         "client_key": client_key_id(settings, request.headers),
         "requested_model": req.model,
         "forced": forced,
-        "decided_tier": decision.tier,
+        "decided_tier": decided_tier(decision),
         "sensitivity_kinds": list(sens.kinds),
     }
     if plan.note:

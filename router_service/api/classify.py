@@ -15,6 +15,7 @@ from starlette.responses import Response
 from router_service.api.pipeline import (
     build_log_row,
     check_client_auth,
+    decided_tier,
     decision_headers,
     read_body,
     request_id,
@@ -40,6 +41,7 @@ def decision_json(
         "strong_win_rate": decision.strong_win_rate,
         "complexity": decision.complexity,
         "tier": decision.tier,
+        "decided_tier": decided_tier(decision),
         "model": model,
         "backend": backend,
         "reason": decision.reason,
@@ -72,7 +74,8 @@ async def classify(request: Request) -> Response:
                 status=status,
                 error=error,
                 total_ms=total_ms,
-                extra={"endpoint": "classify"},
+                extra={"endpoint": "classify"}
+                | ({} if decision is None else {"decided_tier": decided_tier(decision)}),
             )
         )
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import hmac
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
@@ -151,7 +151,26 @@ async def route_request(
         preferred=preferred.name if preferred else None,
         budget_rule=decision.intent,
     )
-    return Routed(forced, sens, decision, plan)
+    return Routed(forced, sens, routed_decision(decision, plan), plan)
+
+
+def decided_tier(decision: Decision) -> str:
+    """The tier the policy chose (``routed_decision`` may have moved the request)."""
+    return str(decision.extra.get("decided_tier", decision.tier))
+
+
+def routed_decision(decision: Decision, plan: Plan) -> Decision:
+    """The decision as routed: when the plan starts on another tier than the policy chose
+    (that tier disabled, a latency budget), the tier is the plan's, the reason says why and
+    ``extra["decided_tier"]`` keeps the policy's choice. One tier everywhere: the body of
+    ``/v1/classify``, the ``X-Router-Tier`` header, the metrics and the log row."""
+    if not plan.slots or plan.slots[0].tier == decision.tier:
+        return decision
+    extra = {**decision.extra, "decided_tier": decision.tier}
+    routed = plan.slots[0].tier
+    why = plan.note or f"no usable {decision.tier} backend"
+    reason = f"{decision.reason}; routed to {routed} ({why})"
+    return replace(decision, tier=routed, reason=reason, extra=extra)
 
 
 class ClientDisconnected(ApiError):

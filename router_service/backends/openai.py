@@ -24,7 +24,39 @@ class OpenAIBackend(Backend):
     def request_body(self, body: dict[str, Any], stream: bool) -> bytes:
         if body.get("model") != self.model:
             body = {**body, "model": self.model}
-        return orjson.dumps(body)
+        return orjson.dumps(self.adapt(body))
+
+    def adapt(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The client's body -> what this backend accepts (``BackendConfig``:
+        ``token_limit_param``, ``drop_params``, ``null_content``); unchanged (same object)
+        when nothing applies, so the common case copies nothing."""
+        cfg = self.config
+        out = body
+        if cfg.token_limit_param is not None:
+            other = (
+                "max_tokens"
+                if cfg.token_limit_param == "max_completion_tokens"
+                else ("max_completion_tokens")
+            )
+            if other in out:
+                out = dict(out)
+                value = out.pop(other)
+                out.setdefault(cfg.token_limit_param, value)
+        if cfg.drop_params and any(k in out for k in cfg.drop_params):
+            out = {k: v for k, v in out.items() if k not in cfg.drop_params}
+        if cfg.null_content == "empty":
+            messages = out.get("messages")
+            if isinstance(messages, list) and any(
+                isinstance(m, dict) and "content" in m and m["content"] is None for m in messages
+            ):
+                fixed = [
+                    {**m, "content": ""}
+                    if isinstance(m, dict) and m.get("content", 0) is None
+                    else m
+                    for m in messages
+                ]
+                out = {**out, "messages": fixed}
+        return out
 
     def translate_completion(self, status: int, raw: bytes, stats: UsageStats) -> bytes:
         data = orjson.loads(raw)
