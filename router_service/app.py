@@ -109,6 +109,7 @@ def create_app(
     for path, handler in info.ROUTES:
         app.add_route(path, handler, methods=["GET"])
     app.add_route("/openapi.json", openapi.openapi_json, methods=["GET"])
+    app.add_route("/v1/completions", info.legacy_completions, methods=["POST"])
     admin.install(app, state)  # hot reload + shadow; /v1/feedback, /v1/shadow, /admin/*
     return app
 

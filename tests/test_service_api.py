@@ -350,3 +350,20 @@ def test_one_tier_everywhere_when_the_chosen_tier_is_disabled(fakes, policy, mak
     rows = router.rows()
     assert {row["tier"] for row in rows} == {"local"}
     assert {row["extra"]["decided_tier"] for row in rows} == {"primary"}
+
+
+def test_models_retrieve_and_legacy_completions_with_the_sdk(fakes, policy, make_router):
+    router = make_router(policy)
+    client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+    auto = client.models.retrieve("auto")
+    assert auto.id == "auto" and auto.owned_by == "learned-router"
+    assert client.models.retrieve("local").id == "local"
+    assert client.models.retrieve("primary-model").owned_by == "primary-openai"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("no-such-model")
+    assert missing.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.NotFoundError) as legacy:
+        client.completions.create(model="auto", prompt="hi")
+    assert legacy.value.body["code"] == "unsupported_endpoint"
+    assert "/v1/chat/completions" in legacy.value.body["message"]
+    assert not any(f.calls for f in fakes.all())

@@ -16,6 +16,7 @@ from router_service import __version__
 from router_service.api.pipeline import check_admin, check_client_auth, may_see_internals
 from router_service.api.state import RouterState
 from router_service.decision import TIERS
+from router_service.errors import ApiError
 from router_service.protocol import AUTO_MODEL
 
 
@@ -67,6 +68,39 @@ async def list_models(request: Request) -> Response:
     state: RouterState = request.app.state.router
     check_client_auth(state.settings, request.headers)
     return _json(models_list(state))
+
+
+async def retrieve_model(request: Request) -> Response:
+    """``GET /v1/models/{id}``: one entry of the list (aliases too), else 404."""
+    state: RouterState = request.app.state.router
+    check_client_auth(state.settings, request.headers)
+    wanted = request.path_params["model_id"]
+    for entry in models_list(state)["data"]:
+        if entry["id"] == wanted:
+            return _json(entry)
+    backend = state.models.get(wanted)
+    if backend is not None and backend.enabled:  # an alias of a configured model
+        entry = {"id": wanted, "object": "model", "created": int(state.started_at)}
+        return _json({**entry, "owned_by": backend.name, "tier": backend.tier})
+    raise ApiError(
+        404,
+        f"The model '{wanted}' does not exist on this router (GET /v1/models lists them).",
+        param="model",
+        code="model_not_found",
+    )
+
+
+async def legacy_completions(request: Request) -> Response:
+    """``POST /v1/completions`` (the legacy text API): a clear pointer to chat."""
+    state: RouterState = request.app.state.router
+    check_client_auth(state.settings, request.headers)
+    raise ApiError(
+        404,
+        "The legacy /v1/completions endpoint is not served by this router. Use "
+        'POST /v1/chat/completions with messages=[{"role": "user", "content": <prompt>}] '
+        "(LlamaIndex: is_chat_model=True); /v1/classify gives the decision alone.",
+        code="unsupported_endpoint",
+    )
 
 
 async def backend_health(state: RouterState) -> dict[str, Any]:
@@ -212,6 +246,7 @@ async def metrics_json(request: Request) -> Response:
 
 ROUTES = (
     ("/v1/models", list_models),
+    ("/v1/models/{model_id:path}", retrieve_model),
     ("/health", health),
     ("/metrics", prometheus),
     ("/v1/metrics", metrics_json),

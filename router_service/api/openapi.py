@@ -91,6 +91,11 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
         "required": ["object", "data"],
         "properties": {"object": {"const": "list"}, "data": {"type": "array"}},
     }
+    model = {
+        "type": "object",
+        "required": ["id", "object"],
+        "properties": {"id": {"type": "string"}, "object": {"const": "model"}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "learned-router", "version": __version__},
@@ -105,6 +110,19 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
                 "FeedbackBody", "Rate a routed answer", _json(OBJECT, "the stored rating")
             ),
             "/v1/models": _get("Models and tiers", _json(models_list, "the model list")),
+            "/v1/models/{model_id}": {
+                "get": {
+                    **_get("One model or tier", _json(model, "the model"))["get"],
+                    "parameters": [
+                        {
+                            "name": "model_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1},
+                        }
+                    ],
+                }
+            },
             "/health": _get("Liveness and backend reachability", _json(health, "status")),
         },
         "components": {"schemas": schemas},
