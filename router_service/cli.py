@@ -64,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        if not getattr(args.func, "__module__", "").startswith("training"):
+            raise
+        missing = (exc.name or "?").split(".")[0]
+        print(
+            f"learned-router {args.command}: needs the training extra (missing module "
+            f"{missing!r}). Install it with: pip install 'learned-router[train]' "
+            "(in a checkout: make setup-dev).",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -107,3 +107,18 @@ def test_serve_rejects_a_bad_policy(tmp_path: Path, capsys):
     assert main(["serve", "--policy", str(path), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "tiers.local.backends[0].type" in err
+
+
+def test_training_command_without_the_training_extra_says_what_to_install() -> None:
+    """The serving install has ``training`` but not its dependencies: a clear message and
+    exit code 2, not a traceback. ``rich`` is made unimportable in a child interpreter."""
+    code = (
+        "import sys; sys.modules['rich'] = None\n"
+        "from router_service.cli import main\n"
+        "sys.exit(main(['train', '--config', 'tiny']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "needs the training extra (missing module 'rich')" in proc.stderr
+    assert "pip install 'learned-router[train]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
