@@ -41,6 +41,36 @@ def test_chat_repl_streams_and_shows_the_route(fakes, policy, make_router):
     assert fakes.primary.calls[-1].json()["stream"] is True
 
 
+class InterruptOnce(io.StringIO):
+    """A terminal whose user presses Ctrl-C while the first answer streams in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = True
+
+    def write(self, text: str) -> int:
+        if self.armed and "hello" in text:
+            self.armed = False
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
+def test_chat_help_route_reason_and_ctrl_c_keeps_the_session(fakes, policy, make_router):
+    router = make_router(policy)
+    session = session_for(router, force="primary")
+    out = InterruptOnce()
+    stdin = io.StringIO("first question\n/help\nsecond question\n/route\n/exit\n")
+    assert repl(session, stdin, out, interactive=False) == 0
+    text = out.getvalue()
+    assert "[interrupted]" in text  # the first answer was cut, the session went on
+    assert "/route   the last routing decision" in text
+    assert "assistant> hello from primary\n[primary · primary-model · " in text
+    assert "· strong-win " in text
+    assert "  strong-win-rate: " in text and "  reason: " in text
+    # the interrupted turn is not in the history; the answered one is
+    assert [m["content"] for m in session.history] == ["second question", "hello from primary"]
+
+
 def test_chat_keeps_history_and_reports_errors(fakes, policy, make_router):
     router = make_router(policy, env={})
     session = session_for(router, model="local", system="be brief", stream=False)

@@ -333,6 +333,8 @@ _DECISION_HEADERS = (
     "X-Router-Decision-Us",
     "X-Router-Scorer",
     "X-Router-Model-Version",
+    "X-Router-Strong-Win-Rate",
+    "X-Router-Reason",
 )
 
 
@@ -357,12 +359,19 @@ def decision_headers(
         headers["X-Router-Decision-Us"] = _fmt(decision.decision_us, 1)
         headers["X-Router-Scorer"] = decision.scorer
         headers["X-Router-Model-Version"] = decision.model_version or "none"
+        headers["X-Router-Strong-Win-Rate"] = _fmt(decision.strong_win_rate, 4)
+        headers["X-Router-Reason"] = _header_text(decision.reason, 300)
     if sensitive:
         headers["X-Router-Sensitive"] = "true"
     if fallbacks:
-        text = "; ".join(fallbacks)
-        headers["X-Router-Fallback"] = text.encode("latin-1", "replace").decode("latin-1")[:1000]
+        headers["X-Router-Fallback"] = _header_text("; ".join(fallbacks), 1000)
     return headers
+
+
+def _header_text(text: str, limit: int) -> str:
+    """Any text -> a header value (latin-1, one line, at most ``limit`` characters)."""
+    one_line = " ".join(text.split())
+    return one_line.encode("latin-1", "replace").decode("latin-1")[:limit]
 
 
 def loggable_messages(

@@ -3,13 +3,17 @@
     learned-router chat                                    # http://127.0.0.1:8080/v1
     learned-router chat --base-url http://host:9000/v1 --force strong
 
-Answers stream as they arrive; after each one a line shows the tier, model and intent
-the router chose. Commands: ``/route`` (the last routing decision in full), ``/info``
-(router health and models), ``/clear`` (forget the conversation), ``/exit``."""
+Answers stream as they arrive; after each one a line shows the tier, model, intent and
+strong-win rate the router chose. Commands: ``/route`` (the last routing decision in full,
+with its reason), ``/info`` (router health and models), ``/clear`` (forget the
+conversation), ``/help``, ``/exit``. In a terminal the prompt has line editing and history
+(readline); Ctrl-C stops the answer being streamed (the conversation is kept), Ctrl-D or
+``/exit`` quits."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -21,7 +25,13 @@ import orjson
 
 from router_service.backends.sse import SSEParser
 
-HELP = "commands: /route  /info  /clear  /exit"
+HELP = "commands: /route  /info  /clear  /help  /exit"
+HELP_TEXT = """\
+  /route   the last routing decision: tier, model, intent, strong-win rate, reason
+  /info    router health, scorer and backends
+  /clear   forget the conversation
+  /help    this list
+  /exit    quit (also Ctrl-D); Ctrl-C stops an answer being streamed"""
 
 
 def register(subparsers: Any) -> None:
@@ -108,7 +118,8 @@ class ChatSession:
             return "no request yet"
         line = (
             f"[{r.get('x-router-tier', '?')} · {r.get('x-router-model', '?')} · "
-            f"{r.get('x-router-intent', '?')} {r.get('x-router-confidence', '')}]"
+            f"{r.get('x-router-intent', '?')} {r.get('x-router-confidence', '')} · "
+            f"strong-win {r.get('x-router-strong-win-rate', '?')}]"
         )
         if "x-router-fallback" in r:
             line += f" fallback: {r['x-router-fallback']}"
@@ -144,15 +155,31 @@ def _error_message(resp: httpx.Response) -> str:
         return f"HTTP {resp.status_code}: {resp.text[:300]}"
 
 
+def read_line(stdin: IO[str], out: IO[str], interactive: bool) -> str | None:
+    """The next line (None at end of input). In a terminal: ``input`` with readline's line
+    editing and history; Ctrl-C at the prompt gives a fresh prompt, not an exit."""
+    if not interactive:
+        line = stdin.readline()
+        return line or None
+    while True:
+        try:
+            return input("\nyou> ")
+        except KeyboardInterrupt:
+            out.write("\n(Ctrl-D or /exit to quit)")
+        except EOFError:
+            out.write("\n")
+            return None
+
+
 def repl(session: ChatSession, stdin: IO[str], out: IO[str], interactive: bool) -> int:
     """Read lines, answer them, handle commands; -> exit status."""
+    if interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (importing it gives input() line editing)
     out.write(f"learned-router chat ({session.client.base_url}); {HELP}\n")
     while True:
-        if interactive:
-            out.write("\nyou> ")
-            out.flush()
-        line = stdin.readline()
-        if not line:
+        line = read_line(stdin, out, interactive)
+        if line is None:
             return 0
         text = line.strip()
         if not text:
@@ -163,6 +190,8 @@ def repl(session: ChatSession, stdin: IO[str], out: IO[str], interactive: bool) 
                 return 0
             if command == "/route":
                 out.write(session.route_details() + "\n")
+            elif command == "/help":
+                out.write(HELP_TEXT + "\n")
             elif command == "/clear":
                 session.history.clear()
                 out.write("conversation cleared\n")
@@ -180,6 +209,8 @@ def repl(session: ChatSession, stdin: IO[str], out: IO[str], interactive: bool) 
                 out.write(piece)
                 out.flush()
             out.write("\n" + session.route_line() + "\n")
+        except KeyboardInterrupt:  # stop this answer, keep the session (and the history)
+            out.write("\n[interrupted]\n")
         except ChatError as exc:
             out.write(f"\nerror: {exc}\n")
         except httpx.HTTPError as exc:
