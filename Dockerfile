@@ -7,6 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ROUTER_HOST=0.0.0.0 \
     ROUTER_PORT=8080 \
+    ROUTER_MODEL_DIR=/app/models/default \
+    ROUTER_POLICY=/app/policies/default.yaml \
     ROUTER_DATA_DIR=/var/lib/learned-router
 
 WORKDIR /app
@@ -25,4 +27,6 @@ USER router
 VOLUME ["/var/lib/learned-router"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2)" || exit 1
-CMD ["learned-router", "serve", "--host", "0.0.0.0", "--port", "8080", "--policy", "policies/default.yaml"]
+# Paths come from ROUTER_MODEL_DIR / ROUTER_POLICY (absolute), the SQLite log goes under
+# ROUTER_DATA_DIR: nothing depends on the working directory, which may be read-only.
+CMD ["learned-router", "serve", "--host", "0.0.0.0", "--port", "8080"]

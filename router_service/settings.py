@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # Decision log: a SQLAlchemy URL (PostgreSQL) or, when unset, SQLite at ``sqlite_path``.
     database_url: str | None = None
     sqlite_path: Path = Path("router_logs.db")
+    # Where the router writes (the SQLite log): a relative ``sqlite_path`` is taken under
+    # it. None: the working directory. Set it when the working directory is read-only
+    # (the container image: ROUTER_DATA_DIR=/var/lib/learned-router).
+    data_dir: Path | None = None
     # What of the conversation is stored: everything, PII redacted, or nothing.
     log_redaction: Literal["none", "pii", "all"] = "pii"
     log_answers: bool = True
@@ -59,6 +63,12 @@ class Settings(BaseSettings):
 
     health_cache_seconds: float = Field(default=10.0, ge=0)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _under_data_dir(self) -> Settings:
+        if self.data_dir is not None and not self.sqlite_path.is_absolute():
+            self.sqlite_path = self.data_dir / self.sqlite_path
+        return self
 
     @field_validator("api_keys", mode="before")
     @classmethod

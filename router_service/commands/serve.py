@@ -10,9 +10,11 @@ Clients then only change their base URL to ``http://HOST:PORT/v1``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,25 @@ def _fast(module: str, fast: str, fallback: str) -> str:
     return fast if importlib.util.find_spec(module) is not None else fallback
 
 
+def sqlite_problem(settings: Settings) -> str | None:
+    """Why the SQLite decision log cannot be opened at ``settings.sqlite_path`` (None: it
+    can, or the log is PostgreSQL). Checked before the server starts, so a read-only
+    working directory is one clear line, not a failed start-up with a traceback."""
+    if settings.database_url is not None:
+        return None
+    path = settings.sqlite_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA user_version")
+    except (OSError, sqlite3.Error) as exc:
+        return (
+            f"cannot open the decision log {path} ({exc}); point ROUTER_DATA_DIR (or "
+            "ROUTER_SQLITE_PATH) at a writable directory, or set ROUTER_DATABASE_URL"
+        )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -73,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"learned-router serve: invalid setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    problem = sqlite_problem(settings)
+    if problem is not None:
+        print(f"learned-router serve: {problem}", file=sys.stderr)
+        return 2
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
