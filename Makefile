@@ -92,7 +92,7 @@ notebooks: $(VENV)/.dev ## re-execute the notebooks in place (commits their outp
 notebooks-check: $(VENV)/.dev ## execute the notebooks; fail if a cell fails
 	$(BIN)/python -m notebooks.execute
 
-demo: $(VENV)/.dev ## start a real local model (SmolLM2 on llama.cpp) and the router in front of it
+demo: $(VENV)/.serve ## start a real local model (SmolLM2 on llama.cpp) and the router in front of it
 	bash scripts/install_llama_cpp.sh $(BIN)/pip
 	bash scripts/demo.sh $(BIN)
 
