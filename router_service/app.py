@@ -61,11 +61,16 @@ class RouterApp(FastAPI):
 
 
 def create_app(
-    settings: Settings | None = None, *, env: Mapping[str, str] | None = None
+    settings: Settings | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    tracer_provider: Any = None,
 ) -> FastAPI:
-    """-> the app. ``env`` (default ``os.environ``) is where backend API keys are read."""
+    """-> the app. ``env`` (default ``os.environ``) is where backend API keys are read;
+    ``tracer_provider``: the OpenTelemetry provider when ``settings.otel`` (default: the
+    SDK's, configured by the ``OTEL_*`` variables)."""
     settings = settings if settings is not None else Settings()
-    state = build_state(settings, os.environ if env is None else env)
+    state = build_state(settings, os.environ if env is None else env, tracer_provider)
 
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:

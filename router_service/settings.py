@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # transport; honours HTTP(S)_PROXY).
     upstream_client: Literal["fast", "httpx"] = "fast"
 
+    # OpenTelemetry spans (router_service.tracing; needs the otel extra). The exporter is
+    # configured by the standard OTEL_* variables.
+    otel: bool = False
+
     health_cache_seconds: float = Field(default=10.0, ge=0)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
 

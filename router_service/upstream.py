@@ -179,6 +179,8 @@ class Upstream:
     slots: list[BackendSlot]
     on_upstream: Callable[[str, str, float, bool], None] | None = None
     on_fallback: Callable[[str, str, str], None] | None = None
+    # Every attempt when it is over: (backend, seconds, failure category or None); tracing.
+    on_attempt: Callable[[Backend, float, str | None], None] | None = None
     by_tier: dict[Tier, list[BackendSlot]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -291,6 +293,8 @@ class Upstream:
                 slot.breaker.failure()
                 self._observe(slot, elapsed, False)
                 category = failure_category(err)
+                if self.on_attempt is not None:
+                    self.on_attempt(slot.backend, elapsed, category)
                 if err.status in AUTH_STATUSES:
                     slot.misconfigured = f"HTTP {err.status}: the backend refused the router's key"
                 failure = _Failure(slot, category, err)
@@ -304,6 +308,9 @@ class Upstream:
             elapsed = time.monotonic() - started
             slot.breaker.success()
             slot.misconfigured = None
+            if self.on_attempt is not None:
+                ttfb = result.ttfb_s if isinstance(result, UpstreamStream) else elapsed
+                self.on_attempt(slot.backend, ttfb, None)
             if isinstance(result, UpstreamStream):
                 slot.latency.add(result.ttfb_s)
                 self._observe(slot, result.ttfb_s, True)

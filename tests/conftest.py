@@ -193,6 +193,7 @@ def make_router(tmp_path: Path) -> Iterator[MakeRouter]:
     def make(
         policy: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        tracer_provider: Any = None,
         **settings_kw: Any,
     ) -> RouterHandle:
         assert policy is not None, "pass a policy (e.g. base_policy(fakes))"
@@ -206,7 +207,9 @@ def make_router(tmp_path: Path) -> Iterator[MakeRouter]:
         }
         kw.update(settings_kw)
         settings = Settings(**kw)
-        app = create_app(settings, env=TEST_ENV if env is None else env)
+        app = create_app(
+            settings, env=TEST_ENV if env is None else env, tracer_provider=tracer_provider
+        )
         handle = RouterHandle(ServedApp(app), settings, router_state(app))
         handles.append(handle)
         return handle

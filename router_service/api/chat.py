@@ -61,6 +61,7 @@ class ChatRun:
     extra: dict[str, Any] = field(default_factory=dict)
     relay_completed: bool = False
     upstream_failed: bool = False
+    span: Any = None  # the request's OpenTelemetry span (None when tracing is off)
 
     def headers(self) -> dict[str, str]:
         slot = self.outcome.slot if self.outcome else None
@@ -112,9 +113,27 @@ class ChatRun:
             "answer": stats.answer if stats and stats.answer_parts else None,
             "extra": self.extra,
         }
-        await state.write_log(
-            lambda: build_log_row(state.settings, self.rid, self.decision, **fields)
-        )
+        tracing = state.tracing
+        with tracing.activate(self.span), tracing.span("decision_log.write"):
+            await state.write_log(
+                lambda: build_log_row(state.settings, self.rid, self.decision, **fields)
+            )
+        if self.span is not None:
+            self._end_span(fields)
+
+    def _end_span(self, fields: dict[str, Any]) -> None:
+        attributes = {
+            "http.response.status_code": self.status,
+            "gen_ai.request.model": (self.data or {}).get("model"),
+            "gen_ai.response.model": fields["model"],
+            "gen_ai.usage.input_tokens": fields["prompt_tokens"],
+            "gen_ai.usage.output_tokens": fields["completion_tokens"],
+            "router.backend": fields["backend"],
+            "router.tier": self.outcome.slot.tier if self.outcome else None,
+            "router.fallbacks": self.fallbacks or None,
+            "router.stream": self.stream,
+        }
+        self.state.tracing.end_request(self.span, attributes, self.error)
 
     def _observe_usage(self, tier: str, price: Price, stats: UsageStats) -> None:
         if stats.prompt_tokens is None and stats.completion_tokens is None:
@@ -200,6 +219,7 @@ async def _route(request: Request, run: ChatRun) -> Response:
     forced, sens, decision, plan = routed.forced, routed.sensitivity, routed.decision, routed.plan
     run.sensitivity = sens
     run.decision = decision  # observed in the metrics by ``finish``, after the answer went out
+    state.tracing.decision(decision)
     run.extra = {
         "client_key": client_key_id(settings, request.headers),
         "requested_model": req.model,
@@ -272,8 +292,11 @@ async def chat_completions(request: Request) -> Response:
     state: RouterState = request.app.state.router
     run = ChatRun(state, request_id(request), time.perf_counter())
     state.inflight += 1
+    tracing = state.tracing
+    run.span = tracing.start_request("chat", {"gen_ai.operation.name": "chat"})
     try:
-        return await _route(request, run)
+        with tracing.activate(run.span):
+            return await _route(request, run)
     except ApiError as err:
         return run.error_response(err)
     except Exception as exc:

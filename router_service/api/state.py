@@ -30,6 +30,7 @@ from router_service.policy import (
 )
 from router_service.scoring import DEFAULT_MODEL_DIR, load_scorer
 from router_service.settings import Settings
+from router_service.tracing import NO_TRACING, NoTracing, make_tracing
 from router_service.upstream import BackendSlot, CircuitBreaker, LatencyTracker, Upstream
 
 log = logging.getLogger("router_service")
@@ -67,6 +68,7 @@ class RouterState:
     log: DecisionLog
     metrics: RouterMetrics
     strong_price: tuple[float, float]
+    tracing: NoTracing = NO_TRACING
     health: HealthCache = field(default_factory=HealthCache)
     inflight: int = 0
     started_at: float = field(default_factory=time.time)
@@ -116,8 +118,11 @@ def _transport(settings: Settings, backend: ResolvedBackend) -> httpx.AsyncBaseT
     return None  # the backend builds httpx's own pooled transport
 
 
-def build_state(settings: Settings, env: Mapping[str, str]) -> RouterState:
-    """Settings + environment -> ``RouterState`` (raises ``PolicyError`` on a bad policy)."""
+def build_state(
+    settings: Settings, env: Mapping[str, str], tracer_provider: Any = None
+) -> RouterState:
+    """Settings + environment -> ``RouterState`` (raises ``PolicyError`` on a bad policy).
+    ``tracer_provider``: an OpenTelemetry provider to use when ``settings.otel`` (tests)."""
     policy_path = resolve_path(settings.policy)
     policy = load_policy(policy_path)
     model_dir = resolve_path(settings.model_dir) if settings.model_dir else DEFAULT_MODEL_DIR
@@ -138,11 +143,13 @@ def build_state(settings: Settings, env: Mapping[str, str]) -> RouterState:
         )
         for b in backends
     ]
+    tracing = make_tracing(settings.otel, tracer_provider)
     upstream = Upstream(
         policy,
         slots,
         on_upstream=metrics.observe_upstream,
         on_fallback=metrics.observe_fallback,
+        on_attempt=tracing.attempt if tracing.enabled else None,
     )
     decision_log = create_decision_log(settings.database_url, settings.sqlite_path)
     return RouterState(
@@ -157,4 +164,5 @@ def build_state(settings: Settings, env: Mapping[str, str]) -> RouterState:
         log=decision_log,
         metrics=metrics,
         strong_price=_strong_baseline_price(backends),
+        tracing=tracing,
     )
