@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import random
 import signal
@@ -202,7 +203,14 @@ def _ready(port: int) -> bool:
 
 
 def start_router(
-    upstream: Proc, tmp: Path, scorer: str, model_dir: Path, workers: int, timeout: float = 60.0
+    upstream: Proc,
+    tmp: Path,
+    scorer: str,
+    model_dir: Path,
+    workers: int,
+    timeout: float = 60.0,
+    extra_env: Mapping[str, str] | None = None,
+    tag: str = "",
 ) -> Proc:
     policy = tmp / "policy.yaml"
     write_policy(policy, upstream.url)
@@ -211,8 +219,9 @@ def start_router(
     cmd += ["--policy", str(policy), "--scorer", scorer, "--model-dir", str(model_dir)]
     cmd += ["--workers", str(workers), "--log-level", "warning"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
-    env["ROUTER_SQLITE_PATH"] = str(tmp / f"decisions-{workers}.db")
-    log = (tmp / f"router-{workers}.log").open("w")
+    env["ROUTER_SQLITE_PATH"] = str(tmp / f"decisions-{workers}{tag}.db")
+    env.update(extra_env or {})
+    log = (tmp / f"router-{workers}{tag}.log").open("w")
     popen = subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,
@@ -222,13 +231,11 @@ def start_router(
         env=env,
         cwd=common.REPO_ROOT,
     )
-    proc = Proc(popen, port, tmp / f"router-{workers}.log")
+    proc = Proc(popen, port, tmp / f"router-{workers}{tag}.log")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise RuntimeError(
-                f"router exited: {(tmp / f'router-{workers}.log').read_text()[-2000:]}"
-            )
+            raise RuntimeError(f"router exited: {proc.log_tail(2000)}")
         if _ready(port):
             return proc
         time.sleep(0.1)
@@ -531,6 +538,25 @@ async def _run_workers(
     return out
 
 
+async def _traced_latency(
+    upstream: Proc, budget: Budget, tmp: Path, scorer: str, model_dir: Path, prompts: Sequence[str]
+) -> dict[str, Any] | None:
+    """Added latency with ``ROUTER_OTEL=true`` (every span created and ended; no exporter
+    configured, so what is measured is the router's own tracing work), one worker."""
+    if importlib.util.find_spec("opentelemetry.sdk") is None:
+        return None
+    env = {"ROUTER_OTEL": "true", "OTEL_SDK_DISABLED": "false"}
+    router = start_router(upstream, tmp, scorer, model_dir, 1, extra_env=env, tag="-otel")
+    try:
+        lat = await added_latency(router, upstream, prompts, budget)
+    finally:
+        router.stop()
+    return {
+        "added_us": {k: lat["added_us"][k] for k in ("p50", "p99")},
+        "router_us": lat["router_us"],
+    }
+
+
 def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
     from router_service.scoring import load_scorer
 
@@ -547,6 +573,9 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
                 )
                 for w in budget.workers
             ]
+            traced = asyncio.run(
+                _traced_latency(upstream, budget, Path(tmp), scorer_kind, model_dir, prompts)
+            )
     finally:
         upstream.stop()
     first = runs[0]
@@ -559,6 +588,7 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
             "rps": TARGET_RPS,
         },
         "latency": first["latency"],
+        "latency_otel": traced,
         "streams_router": first["streams_router"],
         "streams_direct": first["streams_direct"],
         "throughput": {f"workers_{r['workers']}": r["throughput"] for r in runs},
@@ -594,6 +624,15 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
             "",
         ]
     )
+    traced = results.get("latency_otel")
+    if traced:
+        on = traced["added_us"]
+
+        def vs_off(q: str) -> str:
+            return f"{on[q] / ms:.3f} ({common.fmt_ratio(common.ratio(on[q], added[q]))} off)"
+
+        label = "added with tracing on (`ROUTER_OTEL=true`, separate run)"
+        rows.append([label, vs_off("p50"), vs_off("p99"), ""])
     tp_rows = []
     for key, tp in results["throughput"].items():
         for name in ("direct", "router"):
