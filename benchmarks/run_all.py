@@ -8,6 +8,7 @@ others. Afterwards the ``summary`` section of BENCHMARKS.md is rebuilt from the 
     python -m benchmarks.run_all                 # full budgets (tens of minutes)
     python -m benchmarks.run_all --quick         # tiny budgets: checks the harness only
     python -m benchmarks.run_all --only decision_latency,proxy --out-dir /tmp/b --no-markdown
+    python -m benchmarks.run_all --summary-only  # after running single benchmarks by hand
 """
 
 from __future__ import annotations
@@ -248,6 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.add_common_args(parser)
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
     parser.add_argument("--skip", default="", help="comma-separated benchmark names")
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="run nothing: rebuild the summary section from the results already there",
+    )
     ns = parser.parse_args(argv)
     args = common.bench_args(ns)
     only = [n for n in ns.only.split(",") if n]
@@ -255,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted((set(only) | skip) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHMARKS)}")
-    names = [n for n in (only or BENCHMARKS) if n not in skip]
+    names = [] if ns.summary_only else [n for n in (only or BENCHMARKS) if n not in skip]
     runs = []
     for name in names:
         if not available(name):

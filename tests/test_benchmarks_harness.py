@@ -182,3 +182,16 @@ def test_decision_latency_quick_with_transformer_baselines(tmp_path: Path, model
         rss = res["serving_rss"][scorer]
         assert "error" not in rss, rss
         assert rss["n_prompts"] > 0 and "torch" in rss["heavy_modules_loaded"]
+
+
+def test_run_all_summary_only_rebuilds_the_summary_without_running(tmp_path: Path) -> None:
+    import shutil
+
+    from benchmarks.common import RESULTS_DIR
+
+    shutil.copy(RESULTS_DIR / "proxy.json", tmp_path / "proxy.json")
+    md = tmp_path / "B.md"
+    assert run_all.main(["--summary-only", "--out-dir", str(tmp_path), "--markdown", str(md)]) == 0
+    body = md.read_text(encoding="utf-8")
+    assert "router added latency" in body and "No results yet: `decision_latency`" in body
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B.md", "proxy.json"]
