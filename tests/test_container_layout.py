@@ -17,17 +17,15 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import httpx
-import pytest
+
+from fakes.process import free_port, served
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
@@ -49,12 +47,6 @@ def dockerfile() -> tuple[dict[str, str], list[str], list[tuple[list[str], str]]
             *sources, dst = rest.split()
             copies.append((sources, dst))
     return env, cmd, copies
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_image_layout_starts_and_serves_the_learned_model(tmp_path: Path) -> None:
@@ -107,33 +99,20 @@ def test_the_image_layout_starts_and_serves_the_learned_model(tmp_path: Path) ->
     ).stdout.strip()  # fmt: skip
     assert Path(where).is_relative_to(site), where  # the installed copy, not this checkout
     os.chmod(workdir, 0o555)
-    log = (tmp_path / "router.log").open("w")
-    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "router.log"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail((tmp_path / "router.log").read_text())
-            try:
-                health = httpx.get(f"{url}/health", timeout=2).json()
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, (tmp_path / "router.log").read_text()
-                time.sleep(0.2)
-        assert health["scorer"]["name"] == "learned", health
-        assert health["scorer"]["fallback_reason"] is None
-        r = httpx.post(f"{url}/v1/classify", json={"prompt": "write a haiku about rain"})
-        assert r.status_code == 200 and r.json()["scorer"] == "learned"
+        with served(command, url, env=env, cwd=workdir, log_path=log, ready_path="/health"):
+            health = httpx.get(f"{url}/health", timeout=2).json()
+            assert health["scorer"]["name"] == "learned", health
+            assert health["scorer"]["fallback_reason"] is None
+            r = httpx.post(f"{url}/v1/classify", json={"prompt": "write a haiku about rain"})
+            assert r.status_code == 200 and r.json()["scorer"] == "learned"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.close()
         os.chmod(workdir, 0o755)
     assert list(workdir.iterdir()) == []  # nothing written where it runs
     assert not list(site.rglob("__pycache__"))  # PYTHONDONTWRITEBYTECODE honoured
     db = data / "router_logs.db"
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM decisions").fetchone()[0] >= 1
-    out = (tmp_path / "router.log").read_text()
-    assert "Traceback" not in out
+    assert "Traceback" not in log.read_text()

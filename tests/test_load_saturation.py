@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
+from fakes.process import free_port, served
 
 pytestmark = pytest.mark.slow
 
@@ -63,32 +64,14 @@ def router(tmp_path: Path) -> Iterator[str]:
     cmd = [sys.executable, "-m", "router_service.cli", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--policy", str(tmp_path / "policy.yaml")]
     cmd += ["--scorer", "heuristic", "--log-level", "warning"]
-    log = (tmp_path / "router.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "router.log").read_text()
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "router did not start"
-            time.sleep(0.1)
-        yield url
+        with served(cmd, url, env=env, cwd=REPO, log_path=tmp_path / "router.log"):
+            yield url
     finally:
-        for p in (proc, slow, fast):
+        for p in (slow, fast):
             p.terminate()
             p.wait(10)
-        log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _sample_health(url: str, out: list[float], stop: threading.Event) -> None:
