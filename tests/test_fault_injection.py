@@ -2,7 +2,23 @@
 
 Each test is one scenario of the reliability issue: real HTTP fakes on loopback misbehave on
 command, the router is driven over HTTP (the ``openai`` SDK where a client would use it),
-and each test checks what the client saw, what every fake received, and the log row."""
+and each test checks what the client saw, what every fake received, and the log row.
+
+The scenarios the router already passed before this module have their tests beside the
+feature they exercise (each with the same fakes):
+
+* 500s, refused connections, 429s, slow first byte, exhausted timeouts (504) and errors
+  (502), client errors not retried, circuit breaker open / half-open / closed, malformed
+  SSE before and after the first event, streams cut or stalled mid-way (error event, row
+  502), client disconnect mid-stream, latency budgets: ``test_service_fallback.py``;
+* privacy pin with local down (503, no cloud call), failing midway, 1 MB bodies with the
+  secret at the end, log redaction: ``test_service_privacy.py``;
+* bad bodies, oversized bodies (413 by Content-Length and streamed), capacity 429, SDK exception
+  classes: ``test_service_errors.py``; fuzzing of every endpoint: ``test_openapi_fuzz.py``;
+* kill -9 during traffic with ``ROUTER_LOG_WAIT`` (no acknowledged row lost):
+  ``test_logstore_crash.py``; corrupt model files (the old model keeps serving):
+  ``test_reload.py``, ``test_reload_service.py``;
+* 400 concurrent requests on a saturated local tier (slow): ``test_load_saturation.py``."""
 
 from __future__ import annotations
 
