@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements/serve.lock requirements/serve.lock
-RUN pip install -r requirements/serve.lock
+RUN pip install -r requirements/serve.lock "psycopg[binary]==3.3.9"  # + the PostgreSQL log
 COPY pyproject.toml README.md ./
 COPY router_service router_service
 COPY training/__init__.py training/__init__.py
