@@ -25,13 +25,7 @@ from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
 from training.config import TrainConfig
 from training.model.embed import StaticEmbedding
-from training.model.export_onnx import (
-    _Ensemble,
-    build_graph,
-    build_manifest,
-    float32_down,
-    save_model,
-)
+from training.model.export_onnx import build_graph, build_manifest, save_model
 from training.model.heads import (
     Heads,
     PlattScaler,
@@ -44,6 +38,7 @@ from training.model.heads import (
     intent_logits,
     strong_logit,
 )
+from training.model.onnx_trees import _Ensemble, float32_down
 from training.model.parity import ParityError, assert_parity, check_parity
 
 WORDS = (  # noqa: SIM905
