@@ -24,12 +24,11 @@ from router_service.features import (
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
 from training.config import TrainConfig
+from training.model.calibrators import PlattScaler, TemperatureScaler
 from training.model.embed import StaticEmbedding
 from training.model.export_onnx import build_graph, build_manifest, save_model
 from training.model.heads import (
     Heads,
-    PlattScaler,
-    TemperatureScaler,
     design_matrix,
     fit_intent,
     fit_intent_linear,

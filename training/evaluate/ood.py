@@ -294,7 +294,7 @@ def _calibrated(
 ) -> np.ndarray:
     """A fold model (``score``) and its raw scores -> Platt probabilities fitted on the
     calibration split of its training sources, so different folds can be ranked together."""
-    from training.model.heads import PlattScaler
+    from training.model.calibrators import PlattScaler
 
     calib = np.flatnonzero(d.corpus.win_mask("calib"))
     calib = calib[d.group[calib] != fold.name]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +30,7 @@ from router_service.features import FEATURE_NAMES
 from router_service.intents import INTENT_INDEX, INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
+from training.model.calibrators import PlattScaler, TemperatureScaler
 from training.model.linear import LinearLogits, fit_linear
 
 MISSING_LOGIT = -30.0  # raw logit of an intent with no training example
@@ -277,57 +277,6 @@ def intent_logits(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.nd
 def strong_logit(head: StrongHead, X: np.ndarray) -> np.ndarray:
     """-> the head's raw (uncalibrated) strong-win score, float64 [N]."""
     return head.raw(X)
-
-
-@dataclass
-class TemperatureScaler:
-    """softmax(z / T), T fitted by minimising the calibration NLL."""
-
-    temperature: float = 1.0
-
-    def fit(self, logits: np.ndarray, labels: np.ndarray) -> TemperatureScaler:
-        y = np.asarray(labels, np.int64)
-
-        def nll(log_t: float) -> float:
-            lp = log_softmax(logits / np.exp(log_t), axis=1)
-            return float(-lp[np.arange(len(y)), y].mean())
-
-        if len(y):
-            res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
-            self.temperature = float(np.exp(res.x))
-        return self
-
-    def __call__(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(np.asarray(logits, np.float64) / self.temperature, axis=1)
-
-
-@dataclass
-class PlattScaler:
-    """sigmoid(a * z + b), (a, b) fitted by minimising the calibration NLL."""
-
-    a: float = 1.0
-    b: float = 0.0
-
-    def fit(self, z: np.ndarray, labels: np.ndarray) -> PlattScaler:
-        y = np.asarray(labels, np.float64)
-        z = np.asarray(z, np.float64)
-        if len(y) == 0 or y.min() == y.max():
-            return self
-
-        def nll(params: np.ndarray) -> tuple[float, np.ndarray]:
-            a, b = params
-            s = a * z + b
-            # log(1 + e^s) - y*s, and its gradient
-            loss = np.logaddexp(0.0, s) - y * s
-            g = expit(s) - y
-            return float(loss.mean()), np.array([(g * z).mean(), g.mean()])
-
-        res = minimize(nll, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-        self.a, self.b = float(res.x[0]), float(res.x[1])
-        return self
-
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        return expit(self.a * np.asarray(z, np.float64) + self.b)
 
 
 @dataclass
