@@ -350,6 +350,7 @@ def test_one_tier_everywhere_when_the_chosen_tier_is_disabled(fakes, policy, mak
     rows = router.rows()
     assert {row["tier"] for row in rows} == {"local"}
     assert {row["extra"]["decided_tier"] for row in rows} == {"primary"}
+    assert sorted(row["extra"]["endpoint"] for row in rows) == ["chat", "classify"]
 
 
 def test_models_retrieve_and_legacy_completions_with_the_sdk(fakes, policy, make_router):

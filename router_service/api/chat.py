@@ -221,6 +221,7 @@ async def _route(request: Request, run: ChatRun) -> Response:
     run.decision = decision  # observed in the metrics by ``finish``, after the answer went out
     state.tracing.decision(decision)
     run.extra = {
+        "endpoint": "chat",  # which API the request came in on (classify rows: "classify")
         "client_key": client_key_id(settings, request.headers),
         "requested_model": req.model,
         "forced": forced,
