@@ -22,7 +22,8 @@ from starlette.responses import Response
 
 from router_service.api import feedback as feedback_api
 from router_service.api import shadow as shadow_api
-from router_service.api.pipeline import check_admin, read_body
+from router_service.api.auth import check_admin
+from router_service.api.pipeline import read_body
 from router_service.api.state import RouterState, resolve_path
 from router_service.decision import Scorer
 from router_service.errors import ApiError, validation_error

@@ -16,10 +16,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from router_service.api.auth import check_client_auth, client_key_id
 from router_service.api.pipeline import (
     build_log_row,
-    check_client_auth,
-    client_key_id,
     decided_tier,
     decision_headers,
     read_body,

@@ -25,7 +25,8 @@ from pydantic import (
 )
 from starlette.responses import Response
 
-from router_service.api.pipeline import check_client_auth, client_key_id, is_admin, read_body
+from router_service.api.auth import check_client_auth, client_key_id, is_admin
+from router_service.api.pipeline import read_body
 from router_service.api.state import RouterState
 from router_service.errors import ApiError, validation_error
 from router_service.protocol import parse_json_object
@@ -75,7 +76,7 @@ def store_feedback(
     """Validated feedback -> a ``feedback`` row (blocking; run in a thread).
 
     With client keys configured a key may rate only the requests it made (``client_key``:
-    ``pipeline.client_key_id``); another key's request answers 404 as if it did not exist.
+    ``auth.client_key_id``); another key's request answers 404 as if it did not exist.
     The admin key may rate any request."""
     exists, owner = state.log.request_client(body.request_id)
     if exists and state.settings.api_keys and not admin and owner != client_key:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router_service import __version__
-from router_service.api.pipeline import check_admin, check_client_auth, may_see_internals
+from router_service.api.auth import check_admin, check_client_auth, may_see_internals
 from router_service.api.state import RouterState
 from router_service.decision import TIERS
 from router_service.errors import ApiError

@@ -1,15 +1,13 @@
 """Request pieces -> routing inputs and outputs, as plain functions (no routes here).
 
-Body limits, client/admin authentication, which tier a request is forced to, the
-client's sensitivity flag, cancelling upstream work when the client disconnects, the
-``X-Router-*`` headers and the decision-log row."""
+Body limits, which tier a request is forced to, the client's sensitivity flag, the privacy
+scan and decision, cancelling upstream work when the client disconnects, the ``X-Router-*``
+headers and the decision-log row. Who is calling (keys) is ``auth``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -208,69 +206,6 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     raise ClientDisconnected
-
-
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    auth = headers.get("authorization")
-    if auth and auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return None
-
-
-def _key_ok(token: str | None, keys: Sequence[str]) -> bool:
-    if token is None:
-        return False
-    encoded = token.encode()
-    return any(hmac.compare_digest(encoded, k.encode()) for k in keys)
-
-
-def check_client_auth(settings: Settings, headers: Mapping[str, str]) -> None:
-    """401 unless no client keys are configured or a configured key is presented."""
-    if settings.api_keys and not _key_ok(bearer_token(headers), settings.api_keys):
-        raise ApiError(
-            401,
-            "Missing or invalid API key: send 'Authorization: Bearer <key>' with a key "
-            "configured in ROUTER_API_KEYS.",
-            code="invalid_api_key",
-        )
-
-
-def check_admin(settings: Settings, headers: Mapping[str, str]) -> None:
-    """401 unless no admin key is set or it is presented (Bearer or X-Admin-Key)."""
-    if settings.admin_key is None:
-        return
-    token = headers.get("x-admin-key") or bearer_token(headers)
-    if not _key_ok(token, [settings.admin_key]):
-        raise ApiError(
-            401, "This endpoint needs the admin key (ROUTER_ADMIN_KEY).", code="invalid_api_key"
-        )
-
-
-def is_admin(settings: Settings, headers: Mapping[str, str]) -> bool:
-    """Whether the admin key is set and presented (Bearer or X-Admin-Key)."""
-    if settings.admin_key is None:
-        return False
-    return _key_ok(headers.get("x-admin-key") or bearer_token(headers), [settings.admin_key])
-
-
-def client_key_id(settings: Settings, headers: Mapping[str, str]) -> str | None:
-    """The presented client key -> a stable, non-reversible id for the log (sha256, 16 hex
-    digits), or None when no client keys are configured. Scopes feedback to its key."""
-    token = bearer_token(headers)
-    if not settings.api_keys or token is None:
-        return None
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-def may_see_internals(settings: Settings, headers: Mapping[str, str]) -> bool:
-    """Whether the caller may see operational detail (backend hosts, scorer errors): always
-    when no keys are configured; else the admin key, or any client key when no admin key
-    is set (the same rule as ``check_admin``, plus client authentication)."""
-    if not settings.api_keys and settings.admin_key is None:
-        return True
-    if settings.admin_key is not None:
-        return is_admin(settings, headers)
-    return _key_ok(bearer_token(headers), settings.api_keys)
 
 
 def resolve_target(

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from router_service.api.pipeline import check_client_auth
+from router_service.api.auth import check_client_auth
 from router_service.api.state import RouterState
 from router_service.shadow import disabled_report
 
