@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from router_service.backends import Backend, Completion, UpstreamError, UpstreamStream
-from router_service.backends.base import AUTH_STATUSES
+from router_service.backends.errors import AUTH_STATUSES
 from router_service.decision import TIERS, Tier
 from router_service.errors import ApiError
 from router_service.policy import CircuitBreakerConfig, LatencyConfig, Policy

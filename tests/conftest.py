@@ -97,7 +97,15 @@ def fakes(_fake_servers: Fakes) -> Fakes:
 
 
 def backend(name: str, type_: str, url: str, model: str, **kw: Any) -> dict[str, Any]:
-    return {"name": name, "type": type_, "base_url": url, "model": model, "timeouts": FAST, **kw}
+    # a copy per backend: tests edit their policy's timeouts, never the shared defaults
+    return {
+        "name": name,
+        "type": type_,
+        "base_url": url,
+        "model": model,
+        "timeouts": dict(FAST),
+        **kw,
+    }
 
 
 def base_policy(fakes: Fakes) -> dict[str, Any]:
