@@ -367,18 +367,20 @@ def upstream_message(err: UpstreamError, limit: int = 300) -> str | None:
     return message.strip()[:limit]
 
 
-def _describe(failures: Iterable[_Failure], *, internal: bool) -> str:
-    parts = []
+def _describe(failures: Iterable[_Failure]) -> tuple[str, str]:
+    """Failures -> (the client's text: backend names, categories and what each backend said;
+    the log's: the same plus each error's own text, which may name internal hosts)."""
+    public, internal = [], []
     for f in failures:
-        detail = ""
-        if f.error is not None:
-            said = upstream_message(f.error) if f.error.kind == "status" else None
-            if internal:
-                detail = f" ({f.error.message}{f': {said}' if said else ''})"
-            elif said:
-                detail = f" ({said})"
-        parts.append(f"{f.slot.backend.name}: {f.category}{detail}")
-    return "; ".join(parts)
+        head = f"{f.slot.backend.name}: {f.category}"
+        if f.error is None:
+            public.append(head)
+            internal.append(head)
+            continue
+        said = upstream_message(f.error) if f.error.kind == "status" else None
+        public.append(f"{head} ({said})" if said else head)
+        internal.append(f"{head} ({f.error.message}{f': {said}' if said else ''})")
+    return "; ".join(public), "; ".join(internal)
 
 
 def exhausted_error(plan: Plan, failures: list[_Failure], fallbacks: list[str]) -> ExhaustedError:
@@ -387,7 +389,7 @@ def exhausted_error(plan: Plan, failures: list[_Failure], fallbacks: list[str]) 
     if not plan.slots:
         status, code = 503, "no_backend_available"
         why = f" ({'; '.join(plan.disabled)})" if plan.disabled else " (none configured)"
-        message = f"No enabled backend for tier chain {chain}{why}."
+        message = detail = f"No enabled backend for tier chain {chain}{why}."
     else:
         tried = [f for f in failures if f.error is not None]
         last = tried[-1].error if tried else None
@@ -401,10 +403,10 @@ def exhausted_error(plan: Plan, failures: list[_Failure], fallbacks: list[str]) 
             status, code = 429, "upstream_rate_limited"
         else:
             status, code = 502, "upstream_error"
+        public, internal = _describe(failures)
         prefix = f"All backends failed for tier chain {chain}: "
-        message = prefix + _describe(failures, internal=False)
-        detail = prefix + _describe(failures, internal=True)
-    err = ExhaustedError(status, message, code, fallbacks, detail if plan.slots else None)
+        message, detail = prefix + public, prefix + internal
+    err = ExhaustedError(status, message, code, fallbacks, detail)
     waits = [
         f.error.retry_after
         for f in failures

@@ -36,6 +36,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakes.llm import openai_completion
+from fakes.process import free_port
 from fakes.server import Reply
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -60,12 +61,6 @@ def local_down(fakes: Any) -> None:
 
 def cloud_calls(fakes: Any) -> int:
     return sum(len(f.calls) for f in fakes.cloud())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- client disconnects --------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ import httpx
 import pytest
 
 from fakes.loop_models import write_model
+from fakes.process import free_port
 from training.config import REPO_ROOT, TrainConfig
 from training.loop.registry import CHAMPION_ALIAS, log_run, sync_champion
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -24,12 +24,11 @@ from router_service.api import feedback as feedback_api
 from router_service.api import shadow as shadow_api
 from router_service.api.auth import check_admin
 from router_service.api.pipeline import read_body
-from router_service.api.state import RouterState, resolve_path
+from router_service.api.state import RouterState, resolve_path, served_model_dir
 from router_service.decision import Scorer
 from router_service.errors import ApiError, validation_error
 from router_service.model_store import ModelLoop, ModelStore, default_loader, validate_scorer
 from router_service.protocol import parse_json_object
-from router_service.scoring import DEFAULT_MODEL_DIR
 from router_service.shadow import ShadowCollector, ShadowEvaluator, tier_prices
 
 log = logging.getLogger("router_service")
@@ -100,8 +99,7 @@ def models_root(state: RouterState) -> Path:
     settings = state.settings
     if settings.models_root is not None:
         return resolve_path(settings.models_root).resolve()
-    served = resolve_path(settings.model_dir) if settings.model_dir else DEFAULT_MODEL_DIR
-    return served.resolve().parent
+    return served_model_dir(settings).resolve().parent
 
 
 def inside_models_root(state: RouterState, requested: str) -> Path:
@@ -169,8 +167,7 @@ def install(app: FastAPI, state: RouterState) -> ModelLoop:
 
     store = None
     if settings.scorer == "learned":
-        model_dir = resolve_path(settings.model_dir) if settings.model_dir else DEFAULT_MODEL_DIR
-        store = ModelStore(model_dir, state.scorer)
+        store = ModelStore(served_model_dir(settings), state.scorer)
     loop = ModelLoop(store, publish, poll_seconds=settings.model_watch_seconds, served=state.scorer)
     if settings.shadow_model_dir is not None:
         path = resolve_path(settings.shadow_model_dir)

@@ -41,10 +41,7 @@ def check_client_auth(settings: Settings, headers: Mapping[str, str]) -> None:
 
 def check_admin(settings: Settings, headers: Mapping[str, str]) -> None:
     """401 unless no admin key is set or it is presented (Bearer or X-Admin-Key)."""
-    if settings.admin_key is None:
-        return
-    token = headers.get("x-admin-key") or bearer_token(headers)
-    if not _key_ok(token, [settings.admin_key]):
+    if settings.admin_key is not None and not is_admin(settings, headers):
         raise ApiError(
             401, "This endpoint needs the admin key (ROUTER_ADMIN_KEY).", code="invalid_api_key"
         )

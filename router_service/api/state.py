@@ -47,6 +47,12 @@ def resolve_path(path: Path) -> Path:
     return candidate if candidate.exists() else path
 
 
+def served_model_dir(settings: Settings) -> Path:
+    """The model directory the learned scorer serves: ``ROUTER_MODEL_DIR`` or the packaged
+    ``models/default``."""
+    return resolve_path(settings.model_dir) if settings.model_dir else DEFAULT_MODEL_DIR
+
+
 @dataclass(slots=True)
 class HealthCache:
     checked_at: float = -1.0
@@ -125,8 +131,7 @@ def build_state(
     ``tracer_provider``: an OpenTelemetry provider to use when ``settings.otel`` (tests)."""
     policy_path = resolve_path(settings.policy)
     policy = load_policy(policy_path)
-    model_dir = resolve_path(settings.model_dir) if settings.model_dir else DEFAULT_MODEL_DIR
-    scorer, scorer_error = load_scorer(settings.scorer, model_dir)
+    scorer, scorer_error = load_scorer(settings.scorer, served_model_dir(settings))
     backends = resolve_backends(policy, env)
     for b in backends:
         if not b.enabled:

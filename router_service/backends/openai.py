@@ -16,6 +16,13 @@ from router_service.backends.base import Backend, UpstreamError, UsageStats
 from router_service.backends.sse import DONE_EVENT, SSEParser
 from router_service.errors import error_envelope, error_type_for
 
+# ``token_limit_param`` -> the spelling it replaces.
+TOKEN_LIMIT_ALIASES = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+
+
+def _null_content(message: Any) -> bool:
+    return isinstance(message, dict) and "content" in message and message["content"] is None
+
 
 class OpenAIBackend(Backend):
     kind = "openai"
@@ -33,11 +40,7 @@ class OpenAIBackend(Backend):
         cfg = self.config
         out = body
         if cfg.token_limit_param is not None:
-            other = (
-                "max_tokens"
-                if cfg.token_limit_param == "max_completion_tokens"
-                else ("max_completion_tokens")
-            )
+            other = TOKEN_LIMIT_ALIASES[cfg.token_limit_param]
             if other in out:
                 out = dict(out)
                 value = out.pop(other)
@@ -46,15 +49,8 @@ class OpenAIBackend(Backend):
             out = {k: v for k, v in out.items() if k not in cfg.drop_params}
         if cfg.null_content == "empty":
             messages = out.get("messages")
-            if isinstance(messages, list) and any(
-                isinstance(m, dict) and "content" in m and m["content"] is None for m in messages
-            ):
-                fixed = [
-                    {**m, "content": ""}
-                    if isinstance(m, dict) and m.get("content", 0) is None
-                    else m
-                    for m in messages
-                ]
+            if isinstance(messages, list) and any(_null_content(m) for m in messages):
+                fixed = [{**m, "content": ""} if _null_content(m) else m for m in messages]
                 out = {**out, "messages": fixed}
         return out
 

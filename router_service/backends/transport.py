@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
@@ -246,7 +247,8 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, max_connections: int = 256, keepalive_expiry: float = 30.0) -> None:
         self._idle: dict[_Key, deque[_Connection]] = {}
-        self._live: dict[_Key, list[_Connection]] = {}  # opened here, possibly closed since
+        # Connections this pool opened per server; weak, so dropped ones leave by themselves.
+        self._live: dict[_Key, weakref.WeakSet[_Connection]] = {}
         self.saturated_retries = 0  # connects retried because the server was busy
         self._active = 0
         self._max = max_connections
@@ -326,9 +328,7 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     def server_busy(self, key: _Key) -> bool:
         """Whether the server holds a live connection of this pool (so it is up)."""
-        live = [c for c in self._live.get(key, ()) if not c.closed]
-        self._live[key] = live
-        return bool(live)
+        return any(not c.closed for c in self._live.get(key, ()))
 
     async def _connect(
         self, key: _Key, timeout: float | None, saturation_deadline: float | None = None
@@ -361,7 +361,7 @@ class FastTransport(httpx.AsyncBaseTransport):
                 continue
             except (OSError, ssl.SSLError) as exc:
                 raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
-            self._live.setdefault(key, []).append(conn)
+            self._live.setdefault(key, weakref.WeakSet()).add(conn)
             return conn
 
     def _release(self, key: _Key, conn: _Connection) -> None:

@@ -256,17 +256,6 @@ def find_sensitive(text: str) -> list[Finding]:
 
 
 def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _strings(v)
-
-
-def _all_strings(value: Any) -> Iterable[str]:
     """Every string in a JSON value, mapping keys included; integers long enough to be a
     card or account number as their digits (a client may send one as a JSON number)."""
     if isinstance(value, str):
@@ -280,18 +269,18 @@ def _all_strings(value: Any) -> Iterable[str]:
         for k, v in value.items():
             if isinstance(k, str):
                 yield k
-            yield from _all_strings(v)
+            yield from _strings(v)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _all_strings(v)
+            yield from _strings(v)
 
 
-def _field_texts(fields: Mapping[str, Any], skip: str) -> Iterable[str]:
-    """The request's fields other than ``skip`` (the messages) -> one text per field: tools,
-    tool schemas, metadata, user, response_format, prediction, unknown fields..."""
+def _field_texts(fields: Mapping[str, Any]) -> Iterable[str]:
+    """The request's fields other than ``messages`` -> one text per field: tools, tool
+    schemas, metadata, user, response_format, prediction, unknown fields..."""
     for key, value in fields.items():
-        if key != skip:
-            yield "\n".join(_all_strings(value))
+        if key != "messages":
+            yield "\n".join(_strings(value))
 
 
 def _message_texts(message: Mapping[str, Any]) -> Iterable[str]:
@@ -308,7 +297,6 @@ def detect_sensitive(
     *,
     client_flag: bool = False,
     fields: Mapping[str, Any] | None = None,
-    messages_key: str = "messages",
 ) -> Sensitivity:
     """Messages (all roles) and the request's other ``fields`` -> the kinds of sensitive data
     they contain. Fail closed: every client-supplied string counts, known field or not.
@@ -318,7 +306,7 @@ def detect_sensitive(
     found: set[str] = set()
     texts: list[Iterable[str]] = [_message_texts(m) for m in messages if isinstance(m, Mapping)]
     if fields is not None:
-        texts.append(_field_texts(fields, messages_key))
+        texts.append(_field_texts(fields))
     for group in texts:
         for text in group:
             if text:
