@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from training.config import TrainConfig
 from training.data.alpaca_eval import load_alpaca_eval, load_intent_labels
 from training.data.mmlu import EXCLUDED_SUBJECTS, MMLU_GROUPS, MMLU_SUBJECTS, subject_group
-from training.evaluate.ood import parse_candidate, select_intent, select_strong
+from training.evaluate.candidates import Candidate, parse_candidate
+from training.evaluate.ood import select_intent, select_strong
 from training.model.linear import fit_linear
 
 
@@ -116,6 +118,30 @@ def test_alpaca_variant_ships_only_if_it_helps_both_families() -> None:
     assert (
         select_intent({"intent_a": {"intent": 0.4}, "intent_b": {"intent": 0.5}}, ["a", "b"]) == "b"
     )
-    assert parse_candidate("hgb+alpaca") == ("hgb", True)
-    with pytest.raises(ValueError, match="KIND\\+alpaca"):
-        parse_candidate("hgb+sharegpt")
+    rows_variant = {"learned_gain@rows,c=0.0003": {"correctness": 0.56, "preference": 0.52}}
+    assert select_strong({**base, **rows_variant}, [*cands, "gain@rows,c=0.0003"]) == (
+        "gain@rows,c=0.0003"
+    )
+
+
+def test_candidate_specs_parse_to_the_config_that_trains_them() -> None:
+    cfg = TrainConfig()
+    cand = parse_candidate("gain+alpaca@c=3e-4,rows")
+    assert cand == Candidate("gain", alpaca=True, rows=True, c=0.0003)
+    assert cand.spec == "gain+alpaca@rows,c=0.0003"
+    trained = cand.config(cfg)
+    assert (trained.strong_head, trained.strong_train_alpaca) == ("gain", True)
+    assert (trained.strong_source_balance, trained.strong_linear_c) == (0.0, 0.0003)
+    plain = parse_candidate("hgb").config(cfg)
+    assert plain.strong_source_balance == cfg.strong_source_balance
+    assert plain.strong_linear_c == cfg.strong_linear_c
+    assert parse_candidate("gain@rows").with_alpaca().spec == "gain+alpaca@rows"
+    for bad, why in (
+        ("hgb+sharegpt", "KIND\\[\\+alpaca\\]"),
+        ("+alpaca", "KIND"),
+        ("gain@fast", "unknown option 'fast'"),
+        ("gain@c=abc", "c must be a number"),
+        ("gain@c=0", "c must be positive"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            parse_candidate(bad)

@@ -15,9 +15,10 @@ source and are scored on every uncontaminated row of the held-out one):
   prompts each held out, and ShareGPT split by language (non-ASCII-script) and length.
 
 Scorers: random, prompt length, the heuristic, kNN on the embedding (strong-win) and one
-learned model per candidate head kind (keys ``learned_<kind>`` for strong-win candidates,
-``intent_<kind>`` for intent candidates). ``select`` picks the kind with the best mean of the
-family means (ties: the first listed); the in-distribution score (train split -> test split
+learned model per candidate (keys ``learned_<spec>`` for strong-win candidates, whose specs
+``training.evaluate.candidates`` parses: head kind, data, row weighting, regularisation;
+``intent_<kind>`` for intent candidates). ``select_*`` pick the candidate with the best mean
+of the family means (ties: the first listed); the in-distribution score (train split -> test split
 of the same sources) is reported beside every OOD number, never instead of it."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from training.config import TrainConfig
 from training.data.corpus import Corpus
 from training.data.mmlu import MMLU_GROUPS
 from training.evaluate import metrics
+from training.evaluate.candidates import parse_candidate
 from training.model.embed import StaticEmbedding
 from training.model.finetune import tune_settings
 from training.model.heads import (
@@ -135,23 +137,16 @@ class _Data:
         self.h_intent = np.array([s.intent for s in scores], object)
 
 
-def parse_candidate(spec: str) -> tuple[str, bool]:
-    """A strong-win candidate "kind" or "kind+alpaca" -> (head kind, trains on AlpacaEval)."""
-    kind, _, extra = spec.partition("+")
-    if extra not in ("", "alpaca"):
-        raise ValueError(f"strong-win candidate {spec!r}: expected KIND or KIND+alpaca")
-    return kind, extra == "alpaca"
-
-
 def _strong_scorer(d: _Data, spec: str) -> Callable[[np.ndarray], Callable[[np.ndarray], Any]]:
-    kind, with_alpaca = parse_candidate(spec)
+    cand = parse_candidate(spec)
+    cfg = cand.config(d.cfg)
 
     def fit(train: np.ndarray) -> Callable[[np.ndarray], Any]:
-        if not with_alpaca:
+        if not cand.alpaca:
             train = train[d.source[train] != "alpaca_eval"]
         rows = d.corpus.frame.iloc[train]
         head = fit_strong(
-            d.X[train], d.win[train], d.cfg, d.source[train], outcome_targets(rows), kind=kind
+            d.X[train], d.win[train], cfg, d.source[train], outcome_targets(rows), kind=cand.kind
         )
         return lambda idx: strong_logit(head, d.X[idx])
 
@@ -373,11 +368,12 @@ def select_strong(summary: dict[str, dict[str, float]], candidates: Sequence[str
     mean of the correctness and preference family means (first listed on ties); its
     "+alpaca" variant replaces it only if it is at least as good on *both* families, so
     the CC BY-NC data is kept only where it helps correctness without hurting the rest."""
-    plain = [c for c in candidates if not parse_candidate(c)[1]] or list(candidates)
+    plain = [c for c in candidates if not parse_candidate(c).alpaca] or list(candidates)
     fams = ("correctness", "preference")
     best = max(plain, key=lambda c: (_mean_of(summary, f"learned_{c}", fams), -plain.index(c)))
-    variant = f"{parse_candidate(best)[0]}+alpaca"
-    if variant in candidates and variant != best:
+    canonical = {parse_candidate(c).spec: c for c in candidates}
+    variant = canonical.get(parse_candidate(best).with_alpaca().spec, "")
+    if variant and variant != best:
         ours, theirs = summary.get(f"learned_{best}", {}), summary.get(f"learned_{variant}", {})
         if all(theirs.get(f, -np.inf) >= ours.get(f, np.inf) for f in fams):
             return variant

@@ -17,7 +17,8 @@ import numpy as np
 
 from training.config import TrainConfig
 from training.data.corpus import Corpus
-from training.evaluate.ood import ood_table, parse_candidate
+from training.evaluate.candidates import parse_candidate
+from training.evaluate.ood import ood_table
 from training.model.embed import StaticEmbedding
 
 
@@ -30,12 +31,9 @@ def select_heads(
 
 def apply_selection(cfg: TrainConfig, selection: dict[str, Any]) -> TrainConfig:
     """Config + selected candidates -> the config that trains them."""
-    kind, with_alpaca = parse_candidate(selection["selected"]["strong"])
     intent = selection["selected"]["intent"]
     return dataclasses.replace(
-        cfg,
-        strong_head=kind,
-        strong_train_alpaca=with_alpaca,
+        parse_candidate(selection["selected"]["strong"]).config(cfg),
         intent_head="linear" if intent == "tuned" else intent,
         tune_embedding=intent == "tuned",
     )
