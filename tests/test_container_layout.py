@@ -108,6 +108,9 @@ def test_the_image_layout_starts_and_serves_the_learned_model(tmp_path: Path) ->
             assert health["scorer"]["fallback_reason"] is None
             r = httpx.post(f"{url}/v1/classify", json={"prompt": "write a haiku about rain"})
             assert r.status_code == 200 and r.json()["scorer"] == "learned"
+            for asset in ("", "/dashboard.js", "/dashboard.css"):  # package data installed
+                page = httpx.get(f"{url}/dashboard{asset}", timeout=2)
+                assert page.status_code == 200 and len(page.content) > 500, asset
     finally:
         os.chmod(workdir, 0o755)
     assert list(workdir.iterdir()) == []  # nothing written where it runs

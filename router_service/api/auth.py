@@ -72,3 +72,21 @@ def may_see_internals(settings: Settings, headers: Mapping[str, str]) -> bool:
     if settings.admin_key is not None:
         return is_admin(settings, headers)
     return _key_ok(bearer_token(headers), settings.api_keys)
+
+
+def check_internals(settings: Settings, headers: Mapping[str, str]) -> None:
+    """401 unless ``may_see_internals``: open when no keys are configured, else the admin
+    key (or, when only client keys are set, a client key)."""
+    if may_see_internals(settings, headers):
+        return
+    if settings.admin_key is not None:
+        message = (
+            "This endpoint needs the admin key (ROUTER_ADMIN_KEY): send "
+            "'Authorization: Bearer <key>' or 'X-Admin-Key: <key>'."
+        )
+    else:
+        message = (
+            "This endpoint needs a client key (ROUTER_API_KEYS): send "
+            "'Authorization: Bearer <key>'."
+        )
+    raise ApiError(401, message, code="invalid_api_key")
