@@ -128,14 +128,15 @@ def tier_shares(
 # -- the policy file -------------------------------------------------------------------
 
 
-def pretty_cut(value: float, values: list[float]) -> float:
-    """A short decimal for ``value`` that splits the sorted ``values`` exactly as it does."""
+def pretty_cut(value: float, values: list[float], slack: int = 0) -> float:
+    """A short decimal for ``value`` that splits the sorted ``values`` as it does, give or
+    take ``slack`` rows (a cut that must split 10k dense scores exactly needs 9 digits)."""
     import bisect
 
     target = bisect.bisect_left(values, value)
     for digits in (2, 3, 4, 6, 9):
         rounded = min(1.0, max(0.0, round(value, digits)))
-        if bisect.bisect_left(values, rounded) == target:
+        if abs(bisect.bisect_left(values, rounded) - target) <= slack:
             return rounded
     return value
 

@@ -135,6 +135,16 @@ def test_pretty_cut_keeps_the_split() -> None:
     assert pretty_cut(0.55, values) == 0.55
 
 
+def test_pretty_cut_with_slack_rounds_shorter_and_moves_at_most_that_many_rows() -> None:
+    values = sorted(0.2 + i * 1e-6 for i in range(1000))  # dense scores: 0.200000 .. 0.200999
+    cut = values[500] + 1e-7
+    assert pretty_cut(cut, values) == round(cut, 9)  # an exact split needs 9 digits
+    short = pretty_cut(cut, values, slack=10)
+    assert short == 0.2005
+    moved = abs(sum(v >= short for v in values) - sum(v >= cut for v in values))
+    assert moved <= 10
+
+
 # -- the policy file ---------------------------------------------------------------------
 
 CUTS = {name: (0.25, 0.5) for name in INTENTS}

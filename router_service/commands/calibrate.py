@@ -113,16 +113,23 @@ def _fmt_shares(shares: dict[str, float]) -> str:
     return "  ".join(f"{tier} {shares[tier]:6.1%}" for tier in ("local", "primary", "strong"))
 
 
-def _pretty(cuts: dict[str, Cut], pairs: list[tuple[str, float]]) -> dict[str, Cut]:
-    """Round each cut to a short decimal that routes the logged rows identically."""
+ROUNDING_SLACK = 0.001  # a rounded cut may move this share of the rows to the next tier
+
+
+def _pretty(cuts: dict[str, Cut], pairs: list[tuple[str, float]], one_cut: bool) -> dict[str, Cut]:
+    """Round each cut to a short decimal. Per-intent cuts route their intent's rows exactly
+    as before; one global cut is rounded once, against every row, give or take 0.1% of
+    them (an exact split of 10k dense scores would need 9 digits), and stays one number."""
     by_intent: dict[str, list[float]] = {}
     for intent, p in pairs:
         by_intent.setdefault(intent, []).append(p)
+    everything = sorted(p for _, p in pairs)
+    slack = int(len(everything) * ROUNDING_SLACK) if one_cut else 0
     out: dict[str, Cut] = {}
     for intent, (lo, hi) in cuts.items():
-        values = sorted(by_intent.get(intent, []))
-        hi_r = pretty_cut(hi, values)
-        out[intent] = (min(pretty_cut(lo, values), hi_r), hi_r)
+        values = everything if one_cut else sorted(by_intent.get(intent, []))
+        hi_r = pretty_cut(hi, values, slack)
+        out[intent] = (min(pretty_cut(lo, values, slack), hi_r), hi_r)
     return out
 
 
@@ -216,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         min_rows_per_intent=args.min_rows_per_intent,
         current=current,
     )
-    cuts = _pretty(cuts, pairs)
+    cuts = _pretty(cuts, pairs, one_cut=args.global_cut)
     default = policy.routing.default_tier
     counts = {i: sum(1 for intent, _ in pairs if intent == i) for i in INTENTS}
     print(f"calibrating on {len(pairs)} decisions from {source}")
