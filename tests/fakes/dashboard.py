@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,11 +170,14 @@ def chat(router: DashboardRouter, prompt: str, model: str = "auto", stream: bool
     return sent
 
 
-def send_traffic(router: DashboardRouter, rounds: int = 1) -> list[Sent]:
+def send_traffic(router: DashboardRouter, rounds: int = 1, pause_s: float = 0.0) -> list[Sent]:
     """``rounds`` x (every prompt routed by the model, one forced request per tier, one
-    stream), then three failing primary calls (fallbacks; the circuit opens), one more
-    primary request (skipped: circuit open) and feedback on the first answers."""
-    for _ in range(rounds):
+    stream; ``pause_s`` apart), then three failing primary calls (fallbacks; the circuit
+    opens), one more primary request (skipped: circuit open) and feedback on the first
+    answers."""
+    for n in range(rounds):
+        if n:
+            time.sleep(pause_s)
         for prompt in PROMPTS:
             chat(router, prompt)
         for tier in ("local", "primary", "strong"):

@@ -8,7 +8,7 @@
   const POLL_MS = 3000;
   const TIERS = ["local", "primary", "strong"];
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const W = 600, H = 200, PAD = { l: 64, r: 10, t: 10, b: 24 };
+  const W = 460, H = 200, PAD = { l: 60, r: 8, t: 10, b: 24 };
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let inflight = false;
