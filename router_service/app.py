@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from router_service import __version__
-from router_service.api import admin, chat, classify, dashboard, info, openapi
+from router_service.api import admin, chat, classify, dashboard, info, openapi, responses_endpoint
 from router_service.api.middleware import RequestIdMiddleware
 from router_service.api.pipeline import REQUEST_ID_KEY
 from router_service.api.state import RouterState, build_state
@@ -111,6 +111,7 @@ def create_app(
     # FastAPI's dependency/validation layer would only add per-request cost.
     app.add_direct_route(chat.ENDPOINT, chat.chat_completions)
     app.add_direct_route(classify.ENDPOINT, classify.classify)
+    app.add_direct_route(responses_endpoint.ENDPOINT, responses_endpoint.responses)
     for path, handler in (*info.ROUTES, *dashboard.ROUTES):
         app.add_route(path, handler, methods=["GET"])
     app.add_route("/openapi.json", openapi.openapi_json, methods=["GET"])

@@ -1,4 +1,5 @@
-"""router_service.privacy: property tests of the checksums and of redaction."""
+"""router_service.privacy: property tests of the checksums, of redaction, and that the
+Responses API's scan finds a secret in any of its fields (and nothing in clean ones)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from hypothesis import strategies as st
 
 from router_service.privacy import detect_sensitive, find_sensitive, luhn_ok, redact
 from router_service.privacy.checksums import bsn_ok, iban_ok
+from router_service.responses_api.protocol import parse_responses
+from router_service.responses_api.request import chat_body, scan_fields
 
 
 def luhn_complete(prefix: str) -> str:
@@ -87,3 +90,53 @@ def test_redact_removes_every_secret_and_only_secrets(tokens: list[str]) -> None
                                         "DE89 3704 0044 0532 0130 00", "536-22-1234"))  # fmt: skip
     assert (out != text) == planted
     assert redact(out) == out
+
+
+# -- the Responses API: every text field of its body is scanned ---------------------------
+def _responses_slots(secret: str) -> list[dict]:
+    """Responses bodies, each carrying ``secret`` in a different field."""
+    user = {"role": "user", "content": "hello"}
+    return [
+        {"instructions": f"note {secret}", "input": "hello"},
+        {"input": f"pay {secret}"},
+        {"input": [{"role": "user", "content": [{"type": "input_text", "text": secret}]}]},
+        {"input": [{"role": "assistant", "content": [{"type": "output_text", "text": secret}]}]},
+        {"input": [user, {"type": "function_call", "call_id": "c", "name": "f",
+                          "arguments": f'{{"x": "{secret}"}}'}]},
+        {"input": [{"type": "function_call_output", "call_id": "c", "output": secret}]},
+        {"input": [{"type": "function_call_output", "call_id": "c",
+                    "output": [{"type": "input_text", "text": secret}]}]},
+        {"input": [{"role": "user", "content": [{"type": "input_file", "filename": secret,
+                                                 "file_data": "data:application/pdf;base64,AA"}]}]},
+        {"input": [user, {"type": "message", "role": "user", "content": "x", "note": secret}]},
+        {"input": "hello", "tools": [{"type": "function", "name": "f", "description": secret}]},
+        {"input": "hello", "tools": [{"type": "function", "name": "f", "parameters": {
+            "type": "object", "properties": {"a": {"description": secret}}}}]},
+        {"input": "hello", "text": {"format": {"type": "json_schema", "name": "s",
+                                               "schema": {"title": secret}}}},
+        {"input": "hello", "metadata": {"k": secret}},
+        {"input": "hello", "metadata": {secret: "v"}},
+        {"input": "hello", "user": secret},
+        {"input": "hello", "vendor_extra": [{"deep": secret}]},
+    ]  # fmt: skip
+
+
+def _responses_sensitivity(body: dict):
+    """What ``POST /v1/responses`` scans: the chat messages it sends upstream and every
+    field of the client's body (``run.forward`` with ``request.scan_fields``)."""
+    chat = chat_body(parse_responses(body), body)
+    return detect_sensitive(chat["messages"], fields=scan_fields(body))
+
+
+@settings(max_examples=200, deadline=None)
+@given(secrets, st.integers(min_value=0, max_value=15))
+def test_a_secret_in_any_responses_field_is_found(secret: str, slot: int) -> None:
+    body = {"model": "auto", **_responses_slots(secret)[slot]}
+    assert _responses_sensitivity(body).sensitive, (slot, secret)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(words, min_size=1, max_size=12), st.integers(min_value=0, max_value=15))
+def test_responses_fields_without_secrets_stay_clean(tokens: list[str], slot: int) -> None:
+    body = {"model": "auto", **_responses_slots(" ".join(tokens))[slot]}
+    assert not _responses_sensitivity(body).sensitive, (slot, tokens)

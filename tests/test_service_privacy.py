@@ -123,7 +123,7 @@ def test_log_redaction_all_keeps_no_text(fakes, policy, make_router):
     assert row["answer"] is None
 
 
-@pytest.mark.parametrize("endpoint", ["chat", "classify"])
+@pytest.mark.parametrize("endpoint", ["chat", "classify", "responses"])
 def test_large_body_secret_at_the_end_is_still_pinned(fakes, policy, make_router, endpoint):
     """Bodies over 64 KiB are scanned off the event loop; the verdict must not change."""
     router = make_router(policy)
@@ -134,6 +134,14 @@ def test_large_body_secret_at_the_end_is_still_pinned(fakes, policy, make_router
         d = httpx.post(f"{router.base_url}/classify", json=body, timeout=30).json()
         assert d["sensitivity"]["sensitive"] is True
         assert d["tier"] == "local"
+    elif endpoint == "responses":
+        r = httpx.post(
+            f"{router.base_url}/responses",
+            json={"model": "strong", "instructions": text, "input": "summarize"},
+            timeout=30,
+        )
+        assert r.status_code == 200
+        assert r.headers["x-router-tier"] == "local"
     else:
         r = chat(router, body)
         assert r.status_code == 200

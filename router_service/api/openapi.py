@@ -1,8 +1,9 @@
 """The wire models -> the OpenAPI 3.1 document served at ``GET /openapi.json``.
 
-Covers what clients call: chat completions, classify, feedback, models and health. Request
-bodies are the pydantic models the handlers validate with (``protocol``, ``feedback``: the
-fields the router reads; every other field is allowed and forwarded), and every error
+Covers what clients call: chat completions, the Responses API, classify, feedback, models
+and health. Request bodies are the pydantic models the handlers validate with (``protocol``,
+``responses_api.protocol``, ``feedback``: the fields the router reads; every other field is
+allowed and forwarded), and every error
 response is OpenAI's envelope, so a schema-driven fuzzer (the test suite runs schemathesis
 against it) can check both the inputs it may send and the answers it must get back."""
 
@@ -19,9 +20,30 @@ from starlette.responses import Response
 from router_service import __version__
 from router_service.api.feedback import FeedbackBody
 from router_service.protocol import ChatCompletionRequest, ClassifyRequest, ErrorEnvelope
+from router_service.responses_api.protocol import ResponsesRequestSchema
 
 REF = "#/components/schemas/{model}"
 OBJECT: dict[str, Any] = {"type": "object"}
+# What every Responses ``response`` object has (openai.types.responses.Response).
+RESPONSE_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "object", "created_at", "status", "model", "output"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^resp_"},
+        "object": {"const": "response"},
+        "created_at": {"type": "integer"},
+        "status": {"enum": ["completed", "incomplete", "failed", "in_progress"]},
+        "model": {"type": "string"},
+        "output": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "id"],
+                "properties": {"type": {"enum": ["message", "function_call"]}},
+            },
+        },
+    },
+}
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -57,7 +79,13 @@ def _get(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=4)
 def openapi_document(max_n: int = 8) -> dict[str, Any]:
     """-> the document; ``max_n`` is the router's ``Settings.max_n`` (choices per request)."""
-    models = (ChatCompletionRequest, ClassifyRequest, FeedbackBody, ErrorEnvelope)
+    models = (
+        ChatCompletionRequest,
+        ResponsesRequestSchema,
+        ClassifyRequest,
+        FeedbackBody,
+        ErrorEnvelope,
+    )
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = top.get("$defs", {})
     n = schemas["ChatCompletionRequest"]["properties"]["n"]["anyOf"][0]
@@ -79,6 +107,29 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
         "content": {
             "application/json": {"schema": OBJECT},
             "text/event-stream": {"schema": {"type": "string"}},
+        },
+    }
+    response_event = {  # one server-sent event: ``event: <type>`` + its JSON ``data``
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "pattern": r"^(response\.[a-z_.]+|error)$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {
+                    "type": "object",
+                    "required": ["type", "sequence_number"],
+                    "properties": {"sequence_number": {"type": "integer", "minimum": 0}},
+                },
+            },
+        },
+    }
+    response = {
+        "description": "a response object, or its typed events as server-sent events",
+        "content": {
+            "application/json": {"schema": _ref("ResponseObject")},
+            "text/event-stream": {"schema": response_event},
         },
     }
     health = {
@@ -103,6 +154,9 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
             "/v1/chat/completions": _post(
                 "ChatCompletionRequest", "Route and answer a chat completion", completion
             ),
+            "/v1/responses": _post(
+                "ResponsesRequestSchema", "Route and answer an OpenAI Responses request", response
+            ),
             "/v1/classify": _post(
                 "ClassifyRequest", "The decision, no model called", _json(OBJECT, "a decision")
             ),
@@ -125,7 +179,7 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
             },
             "/health": _get("Liveness and backend reachability", _json(health, "status")),
         },
-        "components": {"schemas": schemas},
+        "components": {"schemas": {**schemas, "ResponseObject": RESPONSE_OBJECT}},
     }
 
 

@@ -131,7 +131,7 @@ async def route_request(
 ) -> Routed:
     """A parsed request -> ``Routed`` (forced tier from ``model`` / ``X-Force-Route``,
     privacy scan of ``messages`` and every other request field in ``fields``, decision,
-    then the plan), as chat completions and classify share it."""
+    then the plan), as chat completions, the Responses API and classify share it."""
     forced, preferred = resolve_target(model, request.headers.get("x-force-route"), state.models)
     sens, decision = await scan_and_decide(
         state.scorer,

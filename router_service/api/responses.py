@@ -4,8 +4,9 @@ right moment relative to the answer.
 ``commit_first=False`` (``ROUTER_LOG_WAIT=false``, the default): the answer goes out
 completely, then ``on_finish`` runs (it only queues the log row), so nothing waits for the
 database. ``commit_first=True``: ``on_finish`` (which then awaits the row's COMMIT) runs
-before the answer's last byte: the whole body of a plain response, the ``[DONE]`` event of
-a stream. A client that received the complete answer can rely on its row being committed.
+before the answer's last byte: the whole body of a plain response, the final event of a
+stream (``is_final``: chat's ``[DONE]``; the Responses API's ``response.completed`` ...).
+A client that received the complete answer can rely on its row being committed.
 
 ``RelayResponse`` sends SSE events as they arrive; a client disconnect is noticed at once
 (not only at the next write) and cancels the relay, which closes the upstream request;
@@ -74,10 +75,12 @@ class RelayResponse(Response):
         on_finish: Finish,
         *,
         commit_first: bool = False,
+        is_final: Callable[[bytes], bool] = _is_done_event,
     ) -> None:
         self.status_code = 200
         self.background = None
         self._events = events
+        self._is_final = is_final
         self._on_finish = on_finish
         self._commit_first = commit_first
         self._finished = False
@@ -98,9 +101,9 @@ class RelayResponse(Response):
                     "headers": self.raw_headers,
                 }
             )
-            held: list[bytes] = []  # commit_first: the [DONE] event waits for the commit
+            held: list[bytes] = []  # commit_first: the final event waits for the commit
             async for chunk in self._events:
-                if self._commit_first and _is_done_event(chunk):
+                if self._commit_first and self._is_final(chunk):
                     held.append(chunk)
                     continue
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
