@@ -179,6 +179,8 @@ def test_max_output_tokens_reaches_each_backend_as_the_cap_it_reads(fakes, polic
     assert fakes.primary.calls[-1].json()["max_completion_tokens"] == 7
     c.responses.create(model="llama-fake", input="hi", max_output_tokens=9)  # Ollama
     assert fakes.ollama.calls[-1].json()["options"]["num_predict"] == 9
+    c.responses.create(model="claude-fake", input="hi", max_output_tokens=11)  # Anthropic
+    assert fakes.anthropic.calls[-1].json()["max_tokens"] == 11
     # the backend stopped at the cap -> an incomplete response, as OpenAI reports it
     capped = openai_completion("hel", "primary-model")
     capped["choices"][0]["finish_reason"] = "length"
@@ -189,6 +191,24 @@ def test_max_output_tokens_reaches_each_backend_as_the_cap_it_reads(fakes, polic
     assert response.incomplete_details.reason == "max_output_tokens"
     assert response.output[0].status == "incomplete" and response.output_text == "hel"
     assert response.max_output_tokens == 1
+
+
+def test_other_parameters_and_unknown_fields(fakes, policy, make_router):
+    router = make_router(policy)
+    client(router).responses.create(
+        model="primary",
+        input="hi",
+        reasoning={"effort": "low"},
+        text={"verbosity": "low"},
+        truncation="auto",
+        include=["message.output_text.logprobs"],
+        extra_body={"seed": 7, "top_k": 40, "n": 3},
+    )
+    sent = fakes.primary.calls[-1].json()
+    assert sent["reasoning_effort"] == "low" and sent["verbosity"] == "low"
+    assert sent["seed"] == 7 and sent["top_k"] == 40  # unknown fields pass, as on chat
+    for name in ("reasoning", "text", "truncation", "include", "n"):  # Responses-only, or
+        assert name not in sent, name  # one that would change what is translated back
 
 
 def test_text_format_reaches_upstream_as_response_format(fakes, policy, make_router):
