@@ -447,3 +447,36 @@ def test_log_wait_commits_the_row_before_the_final_event(fakes, policy, make_rou
                 if seen[-1] == "response.completed":  # held back until the row committed
                     assert router.state.log.count() == 2
     assert seen == EXPECTED_TEXT_EVENTS
+
+
+def test_client_disconnect_cancels_the_upstream_request(fakes, policy, make_router):
+    fakes.local.script(
+        Reply(
+            chunks=[sse(openai_chunk({"role": "assistant", "content": "x"}))],
+            content_type="text/event-stream",
+            hang=True,  # the upstream would keep generating forever
+        )
+    )
+    router = make_router(policy)
+    body = {"model": "local", "input": "hi", "stream": True}
+    with httpx.stream("POST", f"{router.base_url}/responses", json=body, timeout=30) as r:
+        chunks, seen = r.iter_bytes(), b""
+        while b"response.output_text.delta" not in seen:
+            seen += next(chunks)
+        assert not fakes.local.disconnected.is_set(), "still streaming while the client reads"
+    assert fakes.local.disconnected.wait(5), "upstream request was not cancelled"
+    (row,) = router.rows()
+    assert row["status"] == 499 and "disconnected" in row["error"]
+
+
+def test_an_error_event_from_the_backend_fails_the_response(fakes, policy, make_router):
+    error = {"error": {"message": "context length exceeded", "type": "server_error"}}
+    chunks = [sse(openai_chunk({"content": "par"})), sse(error), b"data: [DONE]\n\n"]
+    fakes.local.script(Reply(chunks=chunks, content_type="text/event-stream"))
+    router = make_router(policy)
+    events = list(client(router).responses.create(model="local", input="hi", stream=True))
+    assert [e.type for e in events][-2:] == ["error", "response.failed"]
+    assert "context length exceeded" in events[-2].message
+    assert events[-1].response.output == []  # the open message never completed
+    (row,) = router.rows()
+    assert row["status"] == 502 and "context length exceeded" in row["error"]

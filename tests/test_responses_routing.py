@@ -171,6 +171,16 @@ def test_client_flag_in_metadata_pins_local(fakes, policy, make_router):
         ),
         ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role", "user"),
         (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+            "input[0].content[0]",
+            "Files API",
+        ),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_url": "u"}]}]},
+            "input[0].content[0]",
+            "file_data",
+        ),
+        (
             {"input": [{"type": "function_call_output", "output": "x"}]},
             "input[0].call_id",
             "Field required",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router_service.errors import ApiError, validation_error
 from router_service.protocol import MAX_TOKEN_LIMIT
@@ -56,12 +56,33 @@ class InputImage(_Open):
     image_url: str = Field(min_length=1, description="a URL or a data: URL")
     detail: Literal["low", "high", "auto", "original"] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_file_id(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("file_id") and not value.get("image_url"):
+            raise ValueError(
+                "an image by file_id needs OpenAI's Files API, which this router does not "
+                "serve; send image_url (a URL or a data: URL)"
+            )
+        return value
+
 
 class InputFile(_Open):
     type: Literal["input_file"]
     file_data: str | None = None
     file_id: str | None = None
     filename: str | None = None
+    file_url: None = None  # chat completions take a file's data or id, not a URL
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_file_url(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("file_url") is not None:
+            raise ValueError(
+                "file_url is not supported (chat completions take no file URLs); send the "
+                "file as file_data (a data: URL) or file_id"
+            )
+        return value
 
 
 Part = Annotated[
