@@ -11,6 +11,7 @@ import yaml
 from router_service.api.state import REPO_ROOT
 from router_service.app import create_app
 from router_service.policy import PolicyError, load_policy, model_index, resolve_backends
+from router_service.routing import RoutingPolicy
 from router_service.settings import Settings
 
 DEFAULT = REPO_ROOT / "policies" / "default.yaml"
@@ -29,6 +30,16 @@ def write(tmp_path: Path, data: object) -> Path:
     path = tmp_path / "p.yaml"
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
     return path
+
+
+def test_built_in_thresholds_are_the_committed_policys() -> None:
+    """A policy without ``routing.intents`` (or missing an intent) gets the built-in cuts:
+    they must be what ``policies/default.yaml`` was calibrated to, not an older model's."""
+    committed = load_policy(DEFAULT).routing.intents
+    built_in = RoutingPolicy().intents
+    assert {k: (v.local_below, v.strong_above) for k, v in committed.items()} == {
+        k: (v.local_below, v.strong_above) for k, v in built_in.items()
+    }
 
 
 def test_default_policy_loads_and_matches_the_documented_layout():
