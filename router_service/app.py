@@ -20,7 +20,16 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from router_service import __version__
-from router_service.api import admin, chat, classify, dashboard, info, openapi, responses_endpoint
+from router_service.api import (
+    admin,
+    chat,
+    classify,
+    completions_endpoint,
+    dashboard,
+    info,
+    openapi,
+    responses_endpoint,
+)
 from router_service.api.middleware import RequestIdMiddleware
 from router_service.api.pipeline import REQUEST_ID_KEY
 from router_service.api.state import RouterState, build_state
@@ -112,10 +121,10 @@ def create_app(
     app.add_direct_route(chat.ENDPOINT, chat.chat_completions)
     app.add_direct_route(classify.ENDPOINT, classify.classify)
     app.add_direct_route(responses_endpoint.ENDPOINT, responses_endpoint.responses)
+    app.add_direct_route(completions_endpoint.ENDPOINT, completions_endpoint.completions)
     for path, handler in (*info.ROUTES, *dashboard.ROUTES):
         app.add_route(path, handler, methods=["GET"])
     app.add_route("/openapi.json", openapi.openapi_json, methods=["GET"])
-    app.add_route("/v1/completions", info.legacy_completions, methods=["POST"])
     admin.install(app, state)  # hot reload + shadow; /v1/feedback, /v1/shadow, /admin/*
     return app
 

@@ -176,3 +176,11 @@ def test_responses_stream_through_router(router: str) -> None:
     # llama-cpp-python's server sends no usage chunk (it ignores stream_options), so the
     # response says none rather than a made-up count
     assert final.usage is None or 0 < final.usage.output_tokens <= 24
+
+
+def test_legacy_completion_through_router(router: str) -> None:
+    client = openai.OpenAI(base_url=router, api_key="unused", max_retries=0, timeout=120)
+    completion = client.completions.create(model="local", prompt="Say hello.", max_tokens=8)
+    assert completion.object == "text_completion" and completion.choices[0].text.strip()
+    assert completion.choices[0].finish_reason in {"stop", "length"}
+    assert completion.usage is not None and completion.usage.completion_tokens <= 8

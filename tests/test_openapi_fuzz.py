@@ -53,6 +53,7 @@ def test_the_document_is_served_and_names_the_client_operations(fakes, policy, m
     assert set(served["paths"]) == {
         "/v1/chat/completions",
         "/v1/responses",
+        "/v1/completions",
         "/v1/classify",
         "/v1/feedback",
         "/v1/models",

@@ -353,7 +353,7 @@ def test_one_tier_everywhere_when_the_chosen_tier_is_disabled(fakes, policy, mak
     assert sorted(row["extra"]["endpoint"] for row in rows) == ["chat", "classify"]
 
 
-def test_models_retrieve_and_legacy_completions_with_the_sdk(fakes, policy, make_router):
+def test_models_retrieve_with_the_sdk(fakes, policy, make_router):
     router = make_router(policy)
     client = openai.OpenAI(base_url=router.base_url, api_key="x", max_retries=0)
     auto = client.models.retrieve("auto")
@@ -363,8 +363,4 @@ def test_models_retrieve_and_legacy_completions_with_the_sdk(fakes, policy, make
     with pytest.raises(openai.NotFoundError) as missing:
         client.models.retrieve("no-such-model")
     assert missing.value.body["code"] == "model_not_found"
-    with pytest.raises(openai.NotFoundError) as legacy:
-        client.completions.create(model="auto", prompt="hi")
-    assert legacy.value.body["code"] == "unsupported_endpoint"
-    assert "/v1/chat/completions" in legacy.value.body["message"]
-    assert not any(f.calls for f in fakes.all())
+    assert not any(f.calls for f in fakes.all())  # (legacy completions: test_completions_api)

@@ -90,19 +90,6 @@ async def retrieve_model(request: Request) -> Response:
     )
 
 
-async def legacy_completions(request: Request) -> Response:
-    """``POST /v1/completions`` (the legacy text API): a clear pointer to chat."""
-    state: RouterState = request.app.state.router
-    check_client_auth(state.settings, request.headers)
-    raise ApiError(
-        404,
-        "The legacy /v1/completions endpoint is not served by this router. Use "
-        'POST /v1/chat/completions with messages=[{"role": "user", "content": <prompt>}] '
-        "(LlamaIndex: is_chat_model=True); /v1/classify gives the decision alone.",
-        code="unsupported_endpoint",
-    )
-
-
 async def backend_health(state: RouterState) -> dict[str, Any]:
     """Probe every enabled backend (concurrently) -> per-backend status."""
     timeout = state.settings.health_timeout_seconds

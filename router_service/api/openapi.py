@@ -1,9 +1,9 @@
 """The wire models -> the OpenAPI 3.1 document served at ``GET /openapi.json``.
 
-Covers what clients call: chat completions, the Responses API, classify, feedback, models
-and health. Request bodies are the pydantic models the handlers validate with (``protocol``,
-``responses_api.protocol``, ``feedback``: the fields the router reads; every other field is
-allowed and forwarded), and every error
+Covers what clients call: chat completions, the Responses API, legacy completions,
+classify, feedback, models and health. Request bodies are the pydantic models the handlers
+validate with (``protocol``, ``responses_api.protocol``, ``completions_api``, ``feedback``:
+the fields the router reads; every other field is allowed and forwarded), and every error
 response is OpenAI's envelope, so a schema-driven fuzzer (the test suite runs schemathesis
 against it) can check both the inputs it may send and the answers it must get back."""
 
@@ -19,11 +19,23 @@ from starlette.responses import Response
 
 from router_service import __version__
 from router_service.api.feedback import FeedbackBody
+from router_service.completions_api import CompletionRequest
 from router_service.protocol import ChatCompletionRequest, ClassifyRequest, ErrorEnvelope
 from router_service.responses_api.protocol import ResponsesRequestSchema
 
 REF = "#/components/schemas/{model}"
 OBJECT: dict[str, Any] = {"type": "object"}
+TEXT_COMPLETION: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "object", "created", "model", "choices"],
+    "properties": {
+        "object": {"const": "text_completion"},
+        "choices": {
+            "type": "array",
+            "items": {"type": "object", "required": ["text", "index", "finish_reason"]},
+        },
+    },
+}
 # What every Responses ``response`` object has (openai.types.responses.Response).
 RESPONSE_OBJECT: dict[str, Any] = {
     "type": "object",
@@ -82,14 +94,15 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
     models = (
         ChatCompletionRequest,
         ResponsesRequestSchema,
+        CompletionRequest,
         ClassifyRequest,
         FeedbackBody,
         ErrorEnvelope,
     )
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = top.get("$defs", {})
-    n = schemas["ChatCompletionRequest"]["properties"]["n"]["anyOf"][0]
-    n["maximum"] = max_n
+    for name in ("ChatCompletionRequest", "CompletionRequest"):
+        schemas[name]["properties"]["n"]["anyOf"][0]["maximum"] = max_n
     # The models' cross-field rules (``model_validator``s), which pydantic cannot emit:
     schemas["ClassifyRequest"]["oneOf"] = [  # exactly one of prompt / messages
         {"required": [given], "properties": {given: {"type": kind}, other: {"type": "null"}}}
@@ -132,6 +145,19 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
             "text/event-stream": {"schema": response_event},
         },
     }
+    text_completion = {
+        "description": "a text_completion, or its chunks as server-sent events",
+        "content": {
+            "application/json": {"schema": TEXT_COMPLETION},
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "string"}},
+                }
+            },
+        },
+    }
     health = {
         "type": "object",
         "required": ["status"],
@@ -156,6 +182,9 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
             ),
             "/v1/responses": _post(
                 "ResponsesRequestSchema", "Route and answer an OpenAI Responses request", response
+            ),
+            "/v1/completions": _post(
+                "CompletionRequest", "The legacy text API, answered by chat", text_completion
             ),
             "/v1/classify": _post(
                 "ClassifyRequest", "The decision, no model called", _json(OBJECT, "a decision")
