@@ -27,6 +27,7 @@ from router_service.api import (
     completions_endpoint,
     dashboard,
     info,
+    messages_endpoint,
     openapi,
     responses_endpoint,
 )
@@ -121,6 +122,8 @@ def create_app(
     app.add_direct_route(chat.ENDPOINT, chat.chat_completions)
     app.add_direct_route(classify.ENDPOINT, classify.classify)
     app.add_direct_route(responses_endpoint.ENDPOINT, responses_endpoint.responses)
+    app.add_direct_route(messages_endpoint.ENDPOINT, messages_endpoint.messages)
+    app.add_direct_route(messages_endpoint.COUNT_TOKENS, messages_endpoint.count_tokens)
     app.add_direct_route(completions_endpoint.ENDPOINT, completions_endpoint.completions)
     for path, handler in (*info.ROUTES, *dashboard.ROUTES):
         app.add_route(path, handler, methods=["GET"])

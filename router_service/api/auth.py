@@ -21,6 +21,12 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def client_token(headers: Mapping[str, str]) -> str | None:
+    """The client's key: ``Authorization: Bearer`` (OpenAI's clients) or ``x-api-key``
+    (Anthropic's)."""
+    return bearer_token(headers) or headers.get("x-api-key")
+
+
 def _key_ok(token: str | None, keys: Sequence[str]) -> bool:
     if token is None:
         return False
@@ -30,11 +36,11 @@ def _key_ok(token: str | None, keys: Sequence[str]) -> bool:
 
 def check_client_auth(settings: Settings, headers: Mapping[str, str]) -> None:
     """401 unless no client keys are configured or a configured key is presented."""
-    if settings.api_keys and not _key_ok(bearer_token(headers), settings.api_keys):
+    if settings.api_keys and not _key_ok(client_token(headers), settings.api_keys):
         raise ApiError(
             401,
-            "Missing or invalid API key: send 'Authorization: Bearer <key>' with a key "
-            "configured in ROUTER_API_KEYS.",
+            "Missing or invalid API key: send 'Authorization: Bearer <key>' (or "
+            "'x-api-key: <key>') with a key configured in ROUTER_API_KEYS.",
             code="invalid_api_key",
         )
 
@@ -57,7 +63,7 @@ def is_admin(settings: Settings, headers: Mapping[str, str]) -> bool:
 def client_key_id(settings: Settings, headers: Mapping[str, str]) -> str | None:
     """The presented client key -> a stable, non-reversible id for the log (sha256, 16 hex
     digits), or None when no client keys are configured. Scopes feedback to its key."""
-    token = bearer_token(headers)
+    token = client_token(headers)
     if not settings.api_keys or token is None:
         return None
     return hashlib.sha256(token.encode()).hexdigest()[:16]

@@ -68,6 +68,9 @@ class ChatRun:
     relay_completed: bool = False
     upstream_failed: bool = False
     span: Any = None  # the request's OpenTelemetry span (None when tracing is off)
+    # The API's own error body for an ``ApiError`` (None: OpenAI's envelope); the
+    # Messages API answers in Anthropic's.
+    envelope: Callable[[ApiError], dict[str, Any]] | None = None
 
     def headers(self) -> dict[str, str]:
         slot = self.outcome.slot if self.outcome else None
@@ -178,7 +181,7 @@ class ChatRun:
         if isinstance(err, ExhaustedError):
             self.error = err.detail  # the log keeps each backend's own error text
             self.fallbacks = err.fallbacks
-        body = err.envelope()
+        body = self.envelope(err) if self.envelope is not None else err.envelope()
         return LoggedResponse(
             orjson.dumps(body),
             err.status,

@@ -13,23 +13,12 @@ from router_service.backends.base import Backend, UpstreamError, UsageStats
 from router_service.backends.sse import DONE_EVENT, ChunkWriter, SSEParser, completion_object
 from router_service.errors import error_envelope, error_type_for
 from router_service.features import content_text
-
-_STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-
-def _image_block(url: str) -> dict[str, Any] | None:
-    if url.startswith("data:") and ";base64," in url:
-        head, data = url[5:].split(";base64,", 1)
-        return {"type": "image", "source": {"type": "base64", "media_type": head, "data": data}}
-    if url.startswith(("http://", "https://")):
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    return None
+from router_service.messages_api.mapping import (
+    STOP_REASONS,
+    anthropic_tool_choice,
+    image_block,
+    tool_arguments,
+)
 
 
 def _user_blocks(content: Any) -> list[dict[str, Any]]:
@@ -42,19 +31,10 @@ def _user_blocks(content: Any) -> list[dict[str, Any]]:
         if part.get("type") == "text" and part.get("text"):
             blocks.append({"type": "text", "text": part["text"]})
         elif part.get("type") == "image_url":
-            block = _image_block(str((part.get("image_url") or {}).get("url", "")))
+            block = image_block(str((part.get("image_url") or {}).get("url", "")))
             if block:
                 blocks.append(block)
     return blocks
-
-
-def _parse_args(args: Any) -> Any:
-    if isinstance(args, str):
-        try:
-            return orjson.loads(args) if args.strip() else {}
-        except orjson.JSONDecodeError:
-            return {"_raw": args}
-    return args or {}
 
 
 def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -65,20 +45,6 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
         messages[-1]["content"].extend(blocks)
     else:
         messages.append({"role": role, "content": blocks})
-
-
-def _tool_choice(choice: Any) -> dict[str, Any] | None:
-    if choice == "auto":
-        return {"type": "auto"}
-    if choice == "required":
-        return {"type": "any"}
-    if choice == "none":
-        return {"type": "none"}
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        if name:
-            return {"type": "tool", "name": name}
-    return None
 
 
 def openai_to_anthropic(
@@ -110,7 +76,7 @@ def openai_to_anthropic(
                         "type": "tool_use",
                         "id": call.get("id", ""),
                         "name": fn.get("name", ""),
-                        "input": _parse_args(fn.get("arguments")),
+                        "input": tool_arguments(fn.get("arguments")),
                     }
                 )
             _append(messages, "assistant", blocks)
@@ -147,7 +113,7 @@ def openai_to_anthropic(
             for t in tools
             if isinstance(t, dict)
         ]
-    choice = _tool_choice(body.get("tool_choice"))
+    choice = anthropic_tool_choice(body.get("tool_choice"))
     if choice:
         out["tool_choice"] = choice
     if isinstance(body.get("user"), str):
@@ -192,7 +158,7 @@ def anthropic_to_openai(data: dict[str, Any], model: str) -> dict[str, Any]:
     return completion_object(
         data.get("model") or model,
         message,
-        _STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
+        STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
         _prompt_tokens(usage),
         int(usage.get("output_tokens") or 0),
         completion_id=data.get("id"),
@@ -305,7 +271,7 @@ class AnthropicBackend(Backend):
                 stats.completion_tokens = int(usage["output_tokens"])
             return []
         if kind == "message_stop":
-            reason = _STOP_REASONS.get(state.stop_reason or "", "stop")
+            reason = STOP_REASONS.get(state.stop_reason or "", "stop")
             stats.finish_reason = reason
             out = [w.finish(reason)]
             if w.include_usage:

@@ -1,0 +1,147 @@
+"""``POST /v1/messages`` (the Anthropic Messages API): body -> decision -> the backend's
+chat answer translated into Anthropic's ``message`` object or its event stream; and
+``POST /v1/messages/count_tokens``: body -> an estimate of its input tokens.
+
+Glue: ``messages_api`` parses and translates (pure), ``run`` routes exactly as chat does
+(privacy scan of every field of the client's body, forced tiers, thresholds, fallback,
+``X-Router-*`` headers, one decision-log row with ``extra.endpoint = "messages"``). Every
+backend type is reached through the chat translation (an Anthropic backend too: the
+backend translates chat back into Messages). Every error is in Anthropic's envelope
+``{"type": "error", "error": {"type", "message"}}`` with the matching status."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router_service.api.auth import check_client_auth
+from router_service.api.pipeline import read_body
+from router_service.api.responses import RelayResponse
+from router_service.api.run import ChatRun, admit, forward, relay_events, serve
+from router_service.api.state import RouterState
+from router_service.backends import UpstreamStream
+from router_service.backends.base import MALFORMED
+from router_service.errors import ApiError
+from router_service.messages_api.events import MessagesStream, is_final_event
+from router_service.messages_api.output import error_bytes, message_bytes, message_shell
+from router_service.messages_api.protocol import (
+    anthropic_envelope,
+    error_type,
+    parse_count_tokens,
+    parse_messages,
+)
+from router_service.messages_api.request import chat_body, chat_messages, scan_fields
+from router_service.protocol import parse_json_object
+
+ENDPOINT = "/v1/messages"
+COUNT_TOKENS = "/v1/messages/count_tokens"
+CHARS_PER_TOKEN = 4  # count_tokens' estimate: no backend's tokenizer is consulted
+
+
+async def _route(request: Request, run: ChatRun) -> Response:
+    run.envelope = anthropic_envelope
+    raw = await admit(request, run)
+    data = parse_json_object(raw)
+    run.stream = data.get("stream") is True
+    call = parse_messages(data)
+    run.stream = call.request.stream
+    metadata = call.request.metadata
+    outcome = await forward(
+        request,
+        run,
+        chat_body(call),
+        model=call.request.model,
+        metadata=metadata.model_dump() if metadata else None,
+        body_bytes=len(raw),
+        fields=scan_fields(data),  # and the translated messages, as they go upstream
+    )
+    shell = message_shell(outcome.slot.backend.model)
+    if outcome.stream is not None:
+        run.state.inflight += 1  # held until the relay ends
+        return RelayResponse(
+            _relay(run, outcome.stream, MessagesStream(shell)),
+            run.headers(),
+            run.finish,
+            commit_first=run.state.settings.log_wait,
+            is_final=is_final_event,
+        )
+    completion = outcome.completion
+    assert completion is not None
+    run.status = completion.status
+    backend = outcome.slot.backend.name
+    if completion.status >= 400:  # the backend's own client error, in Anthropic's envelope
+        run.error = f"backend {backend} answered HTTP {completion.status}"
+        return run.logged(error_bytes(completion.body, error_type(completion.status)), run.status)
+    try:
+        body = message_bytes(shell, completion.body)
+    except MALFORMED as exc:
+        raise ApiError(
+            502,
+            f"The backend {backend} answered with a chat completion that could not be "
+            f"translated: {type(exc).__name__}: {exc}",
+            code="upstream_error",
+        ) from None
+    return run.logged(body, 200)
+
+
+async def _relay(
+    run: ChatRun, stream: UpstreamStream, writer: MessagesStream
+) -> AsyncGenerator[bytes, None]:
+    for event in writer.start():
+        yield event
+    upstream = relay_events(run, stream, writer.upstream_failed)
+    try:
+        async for chunk in upstream:
+            try:
+                events = writer.feed(chunk)
+            except MALFORMED as exc:
+                writer.upstream_failed(f"malformed stream event: {exc}", "protocol_error")
+                events = []
+            for event in events:
+                yield event
+            if writer.failure is not None:  # an error event or an untranslatable chunk
+                break
+    finally:
+        await upstream.aclose()
+    if writer.failure is not None:
+        run.relay_completed = True  # ended for the backend's error, not by the client
+        if run.status < 400:
+            run.status = 502
+            run.error = f"mid-stream failure: {writer.failure}"
+    for event in writer.close():
+        yield event
+
+
+async def messages(request: Request) -> Response:
+    return await serve(request, _route, endpoint=ENDPOINT, api="messages")
+
+
+def _error(err: ApiError) -> Response:
+    return Response(
+        orjson.dumps(anthropic_envelope(err)),
+        err.status,
+        err.headers,
+        media_type="application/json",
+    )
+
+
+async def count_tokens(request: Request) -> Response:
+    """An estimate of the request's input tokens (``CHARS_PER_TOKEN`` characters per token
+    over the translated messages and tools): not routed, no backend called, no log row."""
+    state: RouterState = request.app.state.router
+    try:
+        check_client_auth(state.settings, request.headers)
+        raw = await read_body(request, state.settings.max_body_bytes)
+        call = parse_count_tokens(parse_json_object(raw))
+    except ApiError as err:
+        return _error(err)
+    chars = sum(len(orjson.dumps(m.get("content"))) for m in chat_messages(call))
+    tools = call.request.tools
+    if tools:
+        chars += len(orjson.dumps([t.model_dump(exclude_none=True) for t in tools]))
+    tokens = math.ceil(chars / CHARS_PER_TOKEN)
+    return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")
