@@ -338,7 +338,7 @@ def test_x_api_key_is_the_client_key(fakes, policy, make_router):
          "messages[0].role"),
         ({"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": [
             {"type": "document", "source": {}}]}]}, "messages[0].content[0].type"),
-        ({"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        ({"model": "auto", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
             {"type": "tool_use", "id": "t", "name": "f", "input": "nope"}]}]},
          "messages[0].content[0].input"),
         ({"model": "auto", "max_tokens": 5, "temperature": 1.5,
@@ -347,7 +347,12 @@ def test_x_api_key_is_the_client_key(fakes, policy, make_router):
           "name": "web_search"}], "messages": [{"role": "user", "content": "x"}]},
          "tools[0].type"),
         ({"model": "auto", "max_tokens": 5, "tool_choice": {"type": "tool"}, "tools": [WEATHER],
-          "messages": [{"role": "user", "content": "x"}]}, "tool_choice.name"),
+          "messages": [{"role": "user", "content": "x"}]}, "tool_choice.tool.name"),
+        ({"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]},
+         "messages[0].content[0].type"),
+        ({"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": []}]},
+         "messages[0].content"),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_400_in_anthropics_envelope(fakes, policy, make_router, body, param):

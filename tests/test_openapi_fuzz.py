@@ -54,6 +54,8 @@ def test_the_document_is_served_and_names_the_client_operations(fakes, policy, m
         "/v1/chat/completions",
         "/v1/responses",
         "/v1/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
         "/v1/classify",
         "/v1/feedback",
         "/v1/models",

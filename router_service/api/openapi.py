@@ -1,10 +1,11 @@
 """The wire models -> the OpenAPI 3.1 document served at ``GET /openapi.json``.
 
-Covers what clients call: chat completions, the Responses API, legacy completions,
-classify, feedback, models and health. Request bodies are the pydantic models the handlers
-validate with (``protocol``, ``responses_api.protocol``, ``completions_api``, ``feedback``:
-the fields the router reads; every other field is allowed and forwarded), and every error
-response is OpenAI's envelope, so a schema-driven fuzzer (the test suite runs schemathesis
+Covers what clients call: chat completions, the Responses API, legacy completions, the
+Anthropic Messages API, classify, feedback, models and health. Request bodies are the
+pydantic models the handlers validate with (``protocol``, ``responses_api.protocol``,
+``completions_api``, ``messages_api.protocol``, ``feedback``: the fields the router reads;
+every other field is allowed), and every error response is OpenAI's envelope (Anthropic's
+on the Messages endpoints), so a schema-driven fuzzer (the test suite runs schemathesis
 against it) can check both the inputs it may send and the answers it must get back."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from router_service import __version__
 from router_service.api.feedback import FeedbackBody
 from router_service.completions_api import CompletionRequest
+from router_service.messages_api import schema as messages_schema
 from router_service.protocol import ChatCompletionRequest, ClassifyRequest, ErrorEnvelope
 from router_service.responses_api.protocol import ResponsesRequestSchema
 
@@ -91,13 +94,14 @@ def _get(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=4)
 def openapi_document(max_n: int = 8) -> dict[str, Any]:
     """-> the document; ``max_n`` is the router's ``Settings.max_n`` (choices per request)."""
-    models = (
+    models: tuple[type[BaseModel], ...] = (
         ChatCompletionRequest,
         ResponsesRequestSchema,
         CompletionRequest,
         ClassifyRequest,
         FeedbackBody,
         ErrorEnvelope,
+        *messages_schema.MODELS,
     )
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas = top.get("$defs", {})
@@ -206,6 +210,7 @@ def openapi_document(max_n: int = 8) -> dict[str, Any]:
                     ],
                 }
             },
+            **messages_schema.paths(_ref),
             "/health": _get("Liveness and backend reachability", _json(health, "status")),
         },
         "components": {"schemas": {**schemas, "ResponseObject": RESPONSE_OBJECT}},

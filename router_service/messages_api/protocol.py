@@ -79,13 +79,40 @@ BLOCKS: dict[str, type[BaseModel]] = {
     "redacted_thinking": ThinkingBlock,
 }
 RESULT_BLOCKS: dict[str, type[BaseModel]] = {"text": TextBlock, "image": ImageBlock}
+# Which blocks each role's turn may hold (what the model said vs. what the client sends).
+ROLE_BLOCKS: dict[str, dict[str, type[BaseModel]]] = {
+    "user": {k: BLOCKS[k] for k in ("text", "image", "tool_result")},
+    "assistant": {k: BLOCKS[k] for k in ("text", "tool_use", "thinking", "redacted_thinking")},
+}
 
 
-class Message(BaseModel):
+UserBlock = TextBlock | ImageBlock | ToolResultBlock
+AssistantBlock = TextBlock | ToolUseBlock | ThinkingBlock
+
+
+class UserMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["user", "assistant"]
-    content: str | list[Annotated[Block, Field(discriminator="type")]]
+    role: Literal["user"]
+    content: (
+        str
+        | Annotated[list[Annotated[UserBlock, Field(discriminator="type")]], Field(min_length=1)]
+    )
+
+
+class AssistantMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["assistant"]
+    content: (
+        str
+        | Annotated[
+            list[Annotated[AssistantBlock, Field(discriminator="type")]], Field(min_length=1)
+        ]
+    )
+
+
+Message = Annotated[UserMessage | AssistantMessage, Field(discriminator="role")]
 
 
 class Tool(_Open):
@@ -95,10 +122,30 @@ class Tool(_Open):
     input_schema: dict[str, Any]
 
 
-class ToolChoice(_Open):
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = Field(default=None, min_length=1)
+class ToolChoiceAuto(_Open):
+    type: Literal["auto"]
     disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceAny(_Open):
+    type: Literal["any"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(_Open):
+    type: Literal["tool"]
+    name: str = Field(min_length=1)
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceNone(_Open):
+    type: Literal["none"]
+
+
+ToolChoice = Annotated[
+    ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone,
+    Field(discriminator="type"),
+]
 
 
 class Metadata(_Open):
@@ -217,11 +264,19 @@ def _block(value: Any, loc: Loc, models: Mapping[str, type[BaseModel]]) -> BaseM
     return _check(model, value, loc)
 
 
-def _content(value: Any, loc: Loc) -> str | list[BaseModel]:
+def _content(value: Any, loc: Loc, role: str) -> str | list[BaseModel]:
     if isinstance(value, str):
         return value
-    if not isinstance(value, list):
-        raise _invalid(loc, "expected a string or a list of content blocks")
+    if not isinstance(value, list) or not value:
+        raise _invalid(loc, "expected a string or a non-empty list of content blocks")
+    models = ROLE_BLOCKS[role]
+    for i, b in enumerate(value):
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind in BLOCKS and kind not in models:
+            raise _invalid(
+                (*loc, i, "type"),
+                f"a {role} turn cannot hold a {kind!r} block; it takes {', '.join(models)}.",
+            )
     return [_block(b, (*loc, i), BLOCKS) for i, b in enumerate(value)]
 
 
@@ -267,7 +322,7 @@ def _messages(raw: Any) -> list[tuple[str, str | list[BaseModel]]]:
             )
         if "content" not in m:
             raise _invalid((*loc, "content"), "field required")
-        out.append((role, _content(m["content"], (*loc, "content"))))
+        out.append((role, _content(m["content"], (*loc, "content"), role)))
     return out
 
 
@@ -277,9 +332,6 @@ def parse_messages(data: dict[str, Any]) -> MessagesCall:
     messages = _messages(data.get("messages"))
     _tools(data.get("tools"))
     req = _check(MessagesRequest, data, ())
-    choice = req.tool_choice
-    if choice is not None and choice.type == "tool" and not choice.name:
-        raise _invalid(("tool_choice", "name"), "a tool_choice of type 'tool' names the tool")
     return MessagesCall(req, system, messages)
 
 

@@ -144,7 +144,7 @@ def chat_body(call: MessagesCall) -> dict[str, Any]:
         choice = req.tool_choice
         if choice is not None:
             body["tool_choice"] = openai_tool_choice(choice.model_dump())
-            if choice.disable_parallel_tool_use:
+            if getattr(choice, "disable_parallel_tool_use", None):
                 body["parallel_tool_calls"] = False
     return body
 
