@@ -476,3 +476,56 @@ def test_count_tokens_is_an_estimate_without_a_backend_call(fakes, policy, make_
     assert all(not f.requests for f in fakes.all())
     r = post(router, {"model": "auto"}, path="/v1/messages/count_tokens")
     assert_anthropic_error(r, 400, "invalid_request_error")
+
+
+def test_anthropic_and_ollama_backends_through_the_chat_translation(fakes, policy, make_router):
+    """An Anthropic backend is reached through chat too (the backend translates back into
+    Messages): what it receives is the client's request, and the answer comes back whole."""
+    router = make_router(policy)
+    fakes.strong.script(Reply.json({"error": {"message": "busy"}}, status=503))
+    c = client(router)
+    history = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"a": 1}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}],
+        },
+    ]
+    raw = c.messages.with_raw_response.create(
+        model="strong", max_tokens=30, system="Be brief.", messages=history, tools=[WEATHER]
+    )
+    message = raw.parse()
+    assert raw.headers["x-router-model"] == "claude-fake"
+    assert raw.headers["x-router-fallback"].startswith("strong/strong-openai")
+    assert message.content[0].text == "hello from claude"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (11, 5)
+    sent = fakes.anthropic.calls[-1].json()
+    assert sent["system"] == "Be brief." and sent["max_tokens"] == 30
+    assert sent["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        history[1],
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}],
+        },
+    ]
+    assert sent["tools"] == [WEATHER]
+    fakes.strong.script(Reply.json({"error": {"message": "busy"}}, status=503))
+    with c.messages.stream(
+        model="strong", max_tokens=30, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        assert stream.get_final_text() == "hello from claude"
+    # Ollama (the local tier's second backend) through the same translation, streamed
+    fakes.local.script(Reply.json({"error": {"message": "down"}}, status=503))
+    with c.messages.stream(
+        model="local", max_tokens=30, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        assert stream.get_final_text() == "hello from ollama"
+    assert fakes.ollama.calls[-1].json()["options"]["num_predict"] == 30

@@ -1,11 +1,15 @@
 """router_service.privacy: property tests of the checksums, of redaction, and that the
-Responses API's scan finds a secret in any of its fields (and nothing in clean ones)."""
+Responses and Messages APIs' scans find a secret in any of their fields (and nothing in
+clean ones)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from router_service.messages_api.protocol import parse_messages
+from router_service.messages_api.request import chat_body as messages_chat_body
+from router_service.messages_api.request import scan_fields as messages_scan
 from router_service.privacy import detect_sensitive, find_sensitive, luhn_ok, redact
 from router_service.privacy.checksums import bsn_ok, iban_ok
 from router_service.responses_api.protocol import parse_responses
@@ -140,3 +144,55 @@ def test_a_secret_in_any_responses_field_is_found(secret: str, slot: int) -> Non
 def test_responses_fields_without_secrets_stay_clean(tokens: list[str], slot: int) -> None:
     body = {"model": "auto", **_responses_slots(" ".join(tokens))[slot]}
     assert not _responses_sensitivity(body).sensitive, (slot, tokens)
+
+
+# -- the Messages API: every text field of its body is scanned ----------------------------
+def _messages_slots(secret: str) -> list[dict]:
+    """Messages bodies, each carrying ``secret`` in a different field."""
+    hi = {"role": "user", "content": "hello"}
+    use = {"type": "tool_use", "id": "t", "name": "f", "input": {"x": secret}}
+    return [
+        {"system": f"note {secret}", "messages": [hi]},
+        {"system": [{"type": "text", "text": secret}], "messages": [hi]},
+        {"messages": [{"role": "user", "content": f"pay {secret}"}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": secret}]}]},
+        {"messages": [hi, {"role": "assistant", "content": [{"type": "text", "text": secret}]}]},
+        {"messages": [hi, {"role": "assistant", "content": [use]}]},
+        {"messages": [hi, {"role": "assistant", "content": [{"type": "thinking",
+                                                             "thinking": secret}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                                                    "content": secret}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                                                    "content": [{"type": "text",
+                                                                 "text": secret}]}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": {
+            "type": "url", "url": f"https://x.test/?q={secret}"}}]}]},
+        {"messages": [hi], "tools": [{"name": "f", "description": secret,
+                                      "input_schema": {"type": "object"}}]},
+        {"messages": [hi], "tools": [{"name": "f", "input_schema": {
+            "type": "object", "properties": {"a": {"description": secret}}}}]},
+        {"messages": [hi], "metadata": {"user_id": secret}},
+        {"messages": [hi], "stop_sequences": [secret]},
+        {"messages": [hi], "vendor_extra": [{"deep": secret}]},
+    ]  # fmt: skip
+
+
+def _messages_sensitivity(body: dict):
+    """What ``POST /v1/messages`` scans: the chat messages it sends upstream and every
+    field of the client's body (``run.forward`` with ``messages_api.request.scan_fields``)."""
+    call = parse_messages(body)
+    return detect_sensitive(messages_chat_body(call)["messages"], fields=messages_scan(body))
+
+
+@settings(max_examples=200, deadline=None)
+@given(secrets, st.integers(min_value=0, max_value=14))
+def test_a_secret_in_any_messages_field_is_found(secret: str, slot: int) -> None:
+    body = {"model": "auto", "max_tokens": 16, **_messages_slots(secret)[slot]}
+    assert _messages_sensitivity(body).sensitive, (slot, secret)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(words, min_size=1, max_size=12), st.integers(min_value=0, max_value=14))
+def test_messages_fields_without_secrets_stay_clean(tokens: list[str], slot: int) -> None:
+    body = {"model": "auto", "max_tokens": 16, **_messages_slots(" ".join(tokens))[slot]}
+    assert not _messages_sensitivity(body).sensitive, (slot, tokens)

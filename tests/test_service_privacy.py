@@ -87,6 +87,37 @@ def test_local_down_gives_503_and_never_touches_cloud(fakes, policy, make_router
     assert ok.status_code == 200 and len(fakes.strong.calls) == 1
 
 
+def test_messages_api_card_in_system_with_local_down_fails_closed(fakes, policy, make_router):
+    """The Anthropic Messages API under the same rule: 503 in Anthropic's envelope, no cloud
+    call, whether the secret is in ``system``, a thinking block or an image URL."""
+    for b in policy["tiers"]["local"]["backends"]:
+        b["base_url"] = dead_url() + ("/v1" if b["type"] == "openai" else "")
+    router = make_router(policy)
+    hi = {"role": "user", "content": "hello"}
+    bodies = [
+        {"system": CARD, "messages": [hi]},
+        {"messages": [hi, {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": EMAIL, "signature": "s"}]}, hi]},
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": {
+            "type": "url", "url": "https://x.test/?to=jane.doe@example.com"}}]}]},
+    ]  # fmt: skip
+    for body in bodies:
+        for stream in (False, True):
+            r = httpx.post(
+                f"{router.url}/v1/messages",
+                json={"model": "strong", "max_tokens": 16, "stream": stream, **body},
+                timeout=30,
+            )
+            assert r.status_code == 503, r.text
+            err = r.json()
+            assert err["type"] == "error" and err["error"]["type"] == "overloaded_error"
+            assert "not sent to any cloud" in err["error"]["message"]
+            assert r.headers["x-router-sensitive"] == "true"
+    assert_no_cloud_traffic(fakes)
+    rows = router.rows()
+    assert len(rows) == 6 and all(row["extra"]["endpoint"] == "messages" for row in rows)
+
+
 def test_local_tier_failing_midway_does_not_fall_back_to_cloud(fakes, policy, make_router):
     from fakes.server import Reply
 
@@ -123,7 +154,7 @@ def test_log_redaction_all_keeps_no_text(fakes, policy, make_router):
     assert row["answer"] is None
 
 
-@pytest.mark.parametrize("endpoint", ["chat", "classify", "responses"])
+@pytest.mark.parametrize("endpoint", ["chat", "classify", "responses", "messages"])
 def test_large_body_secret_at_the_end_is_still_pinned(fakes, policy, make_router, endpoint):
     """Bodies over 64 KiB are scanned off the event loop; the verdict must not change."""
     router = make_router(policy)
@@ -141,6 +172,15 @@ def test_large_body_secret_at_the_end_is_still_pinned(fakes, policy, make_router
             timeout=30,
         )
         assert r.status_code == 200
+        assert r.headers["x-router-tier"] == "local"
+    elif endpoint == "messages":
+        r = httpx.post(
+            f"{router.url}/v1/messages",
+            json={"model": "strong", "max_tokens": 16, "system": text, "messages": [
+                {"role": "user", "content": "summarize"}]},
+            timeout=30,
+        )  # fmt: skip
+        assert r.status_code == 200 and r.json()["type"] == "message"
         assert r.headers["x-router-tier"] == "local"
     else:
         r = chat(router, body)

@@ -164,15 +164,19 @@ def _strip(block: Any) -> Any:
 
 def scan_fields(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """The client's Messages body -> what the privacy scan reads: every field as sent
-    (system, every block of every message with all its keys, tool inputs and results,
-    tools, metadata, unknown fields ...), image payloads left out. The translated chat
-    messages are scanned too, so a secret in either pins the request to the local tier."""
+    (system, every block of every message with all its keys: tool inputs and results,
+    thinking, image URLs; tools, metadata, unknown fields ...), image payloads left out.
+    The client's ``messages`` are under another key (the scan reads a ``messages`` field
+    as chat messages, and those are the translated ones, scanned too), so a secret in
+    either pins the request to the local tier."""
     messages = data.get("messages")
-    if not isinstance(messages, list):
-        return data
-    stripped = []
-    for m in messages:
-        if isinstance(m, dict) and isinstance(m.get("content"), list):
-            m = {**m, "content": [_strip(b) for b in m["content"]]}
-        stripped.append(m)
-    return {**data, "messages": stripped}
+    stripped: Any = messages
+    if isinstance(messages, list):
+        stripped = []
+        for m in messages:
+            if isinstance(m, dict) and isinstance(m.get("content"), list):
+                m = {**m, "content": [_strip(b) for b in m["content"]]}
+            stripped.append(m)
+    out = {k: v for k, v in data.items() if k != "messages"}
+    out["client_messages"] = stripped
+    return out
