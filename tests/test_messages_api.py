@@ -454,6 +454,9 @@ def test_log_row_records_the_messages_endpoint(fakes, policy, make_router):
     ) as stream:
         assert stream.get_final_text()
     post(router, {"model": "auto", "messages": []})
+    metrics = httpx.get(f"{router.url}/metrics").text
+    assert 'endpoint="/v1/messages",status="200"} 2.0' in metrics
+    assert 'endpoint="/v1/messages",status="400"} 1.0' in metrics
     rows = sorted(router.rows(), key=lambda r: r["created_at"])
     assert [r["extra"]["endpoint"] for r in rows] == ["messages"] * 3
     plain, streamed, refused = rows
@@ -529,3 +532,85 @@ def test_anthropic_and_ollama_backends_through_the_chat_translation(fakes, polic
     ) as stream:
         assert stream.get_final_text() == "hello from ollama"
     assert fakes.ollama.calls[-1].json()["options"]["num_predict"] == 30
+
+
+def test_tool_result_errors_images_and_thinking_translate(fakes, policy, make_router):
+    router = make_router(policy)
+    client(router).messages.create(
+        model="primary",
+        max_tokens=20,
+        messages=[
+            {"role": "user", "content": "Screenshot the page."},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "use the tool", "signature": "sig"},
+                    {"type": "tool_use", "id": "t1", "name": "shot", "input": {}},
+                    {"type": "tool_use", "id": "t2", "name": "shot", "input": {"full": True}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [
+                            {"type": "text", "text": "taken"},
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "AA",
+                                },
+                            },
+                        ],
+                    },
+                    {"type": "tool_result", "tool_use_id": "t2", "content": "no", "is_error": True},
+                ],
+            },
+        ],
+    )
+    assert fakes.primary.calls[-1].json()["messages"] == [
+        {"role": "user", "content": "Screenshot the page."},
+        {
+            "role": "assistant",
+            "content": None,  # the thinking block is not forwarded
+            "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "shot", "arguments": "{}"}},
+                {
+                    "id": "t2",
+                    "type": "function",
+                    "function": {"name": "shot", "arguments": '{"full":true}'},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "t1", "content": "taken"},
+        {"role": "tool", "tool_call_id": "t2", "content": "Error: no"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}],
+        },
+    ]
+
+
+def test_client_disconnect_mid_stream_cancels_the_upstream(fakes, policy, make_router):
+    fakes.local.script(
+        Reply(
+            chunks=[sse(openai_chunk({"role": "assistant", "content": "x"}))],
+            content_type="text/event-stream",
+            hang=True,  # the upstream would keep generating forever
+        )
+    )
+    router = make_router(policy)
+    body = {"model": "local", "max_tokens": 9, "stream": True, "messages": [
+        {"role": "user", "content": "hi"}]}  # fmt: skip
+    with httpx.stream("POST", f"{router.url}/v1/messages", json=body, timeout=30) as r:
+        chunks, seen = r.iter_bytes(), b""
+        while b"text_delta" not in seen:
+            seen += next(chunks)
+        assert not fakes.local.disconnected.is_set(), "still streaming while the client reads"
+    assert fakes.local.disconnected.wait(5), "upstream request was not cancelled"
+    (row,) = router.rows()
+    assert row["status"] == 499 and row["extra"]["endpoint"] == "messages"
