@@ -120,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = exc.status_code
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if status == 404:
-            message = "Unknown route. Available: POST /v1/chat/completions, POST /v1/classify, "
+            message = "Unknown route. Available: POST /v1/chat/completions, POST /v1/responses, "
+            message += "POST /v1/messages, POST /v1/completions, POST /v1/classify, "
             message += "GET /v1/models, GET /health, GET /metrics, GET /v1/metrics, "
             message += "GET /dashboard."
         code = {404: "not_found", 405: "method_not_allowed"}.get(status)

@@ -614,3 +614,9 @@ def test_client_disconnect_mid_stream_cancels_the_upstream(fakes, policy, make_r
     assert fakes.local.disconnected.wait(5), "upstream request was not cancelled"
     (row,) = router.rows()
     assert row["status"] == 499 and row["extra"]["endpoint"] == "messages"
+
+
+def test_unknown_route_names_the_messages_endpoint(fakes, policy, make_router):
+    router = make_router(policy)
+    r = httpx.post(f"{router.url}/v1/message", json={}, timeout=30)
+    assert r.status_code == 404 and "POST /v1/messages" in r.json()["error"]["message"]
