@@ -475,6 +475,13 @@ def test_count_tokens_is_an_estimate_without_a_backend_call(fakes, policy, make_
         model="auto", system="Be brief.", messages=[{"role": "user", "content": text}]
     )
     assert 0 < short.input_tokens < 5
+    image = {"type": "base64", "media_type": "image/png", "data": "A" * 40_000}
+    with_image = c.messages.count_tokens(
+        model="auto",
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "hi"}, {"type": "image", "source": image}]}],
+    )  # fmt: skip
+    assert with_image.input_tokens == short.input_tokens  # images are not counted
     assert len(text) / 6 < long.input_tokens < len(text) / 3
     assert all(not f.requests for f in fakes.all())
     r = post(router, {"model": "auto"}, path="/v1/messages/count_tokens")
@@ -620,3 +627,14 @@ def test_unknown_route_names_the_messages_endpoint(fakes, policy, make_router):
     router = make_router(policy)
     r = httpx.post(f"{router.url}/v1/message", json={}, timeout=30)
     assert r.status_code == 404 and "POST /v1/messages" in r.json()["error"]["message"]
+
+
+def test_unknown_model_is_not_found_in_anthropics_envelope(fakes, policy, make_router):
+    router = make_router(policy)
+    with pytest.raises(anthropic.NotFoundError) as info:
+        client(router).messages.create(
+            model="claude-nope", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.body["error"]["type"] == "not_found_error"
+    assert "claude-nope" in info.value.body["error"]["message"]
+    assert all(not f.requests for f in fakes.all())

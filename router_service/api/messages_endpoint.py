@@ -26,9 +26,11 @@ from router_service.api.state import RouterState
 from router_service.backends import UpstreamStream
 from router_service.backends.base import MALFORMED
 from router_service.errors import ApiError
+from router_service.features import content_text
 from router_service.messages_api.events import MessagesStream, is_final_event
 from router_service.messages_api.output import error_bytes, message_bytes, message_shell
 from router_service.messages_api.protocol import (
+    MessagesCall,
     anthropic_envelope,
     error_type,
     parse_count_tokens,
@@ -129,9 +131,24 @@ def _error(err: ApiError) -> Response:
     )
 
 
+def estimate_tokens(call: MessagesCall) -> int:
+    """The translated messages' text (content, tool calls' names and arguments) and the
+    tools' JSON -> about ``CHARS_PER_TOKEN`` characters per token; images are not counted."""
+    chars = 0
+    for m in chat_messages(call):
+        chars += len(content_text(m.get("content")))
+        for tool_call in m.get("tool_calls") or ():
+            fn = tool_call["function"]
+            chars += len(fn["name"]) + len(fn["arguments"])
+    tools = call.request.tools
+    if tools:
+        chars += len(orjson.dumps([t.model_dump(exclude_none=True) for t in tools]))
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
 async def count_tokens(request: Request) -> Response:
-    """An estimate of the request's input tokens (``CHARS_PER_TOKEN`` characters per token
-    over the translated messages and tools): not routed, no backend called, no log row."""
+    """An estimate of the request's input tokens (``estimate_tokens``): not routed, no
+    backend called, no log row."""
     state: RouterState = request.app.state.router
     try:
         check_client_auth(state.settings, request.headers)
@@ -139,9 +156,5 @@ async def count_tokens(request: Request) -> Response:
         call = parse_count_tokens(parse_json_object(raw))
     except ApiError as err:
         return _error(err)
-    chars = sum(len(orjson.dumps(m.get("content"))) for m in chat_messages(call))
-    tools = call.request.tools
-    if tools:
-        chars += len(orjson.dumps([t.model_dump(exclude_none=True) for t in tools]))
-    tokens = math.ceil(chars / CHARS_PER_TOKEN)
-    return Response(orjson.dumps({"input_tokens": tokens}), media_type="application/json")
+    body = orjson.dumps({"input_tokens": estimate_tokens(call)})
+    return Response(body, media_type="application/json")
