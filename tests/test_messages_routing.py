@@ -213,3 +213,10 @@ def test_unknown_model_is_not_found_in_anthropics_envelope(fakes, policy, make_r
     assert info.value.body["error"]["type"] == "not_found_error"
     assert "claude-nope" in info.value.body["error"]["message"]
     assert all(not f.requests for f in fakes.all())
+
+
+def test_an_oversized_body_is_request_too_large(fakes, policy, make_router):
+    router = make_router(policy, max_body_bytes=4096)
+    body = {"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 8000}]}
+    assert_anthropic_error(post(router, body), 413, "request_too_large")
+    assert all(not f.requests for f in fakes.all())
