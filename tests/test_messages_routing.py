@@ -220,3 +220,13 @@ def test_an_oversized_body_is_request_too_large(fakes, policy, make_router):
     body = {"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 8000}]}
     assert_anthropic_error(post(router, body), 413, "request_too_large")
     assert all(not f.requests for f in fakes.all())
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_block_type_that_is_not_a_string_is_a_400(fakes, policy, make_router, path):
+    """Found by schemathesis: an unhashable ``type`` ([]) was looked up in a dict (a 500)."""
+    router = make_router(policy)
+    for content in ([{"type": []}], [{"type": {"a": 1}}], [[]], [None]):
+        body = {"model": "auto", "max_tokens": 5, "messages": [
+            {"role": "assistant", "content": content}]}  # fmt: skip
+        assert_anthropic_error(post(router, body, path), 400, "invalid_request_error")

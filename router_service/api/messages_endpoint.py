@@ -11,6 +11,7 @@ backend translates chat back into Messages). Every error is in Anthropic's envel
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncGenerator
 
@@ -39,6 +40,7 @@ from router_service.messages_api.protocol import (
 from router_service.messages_api.request import chat_body, chat_messages, scan_fields
 from router_service.protocol import parse_json_object
 
+log = logging.getLogger("router_service")
 ENDPOINT = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
 CHARS_PER_TOKEN = 4  # count_tokens' estimate: no backend's tokenizer is consulted
@@ -154,7 +156,11 @@ async def count_tokens(request: Request) -> Response:
         check_client_auth(state.settings, request.headers)
         raw = await read_body(request, state.settings.max_body_bytes)
         call = parse_count_tokens(parse_json_object(raw))
+        tokens = estimate_tokens(call)
     except ApiError as err:
         return _error(err)
-    body = orjson.dumps({"input_tokens": estimate_tokens(call)})
+    except Exception as exc:  # still in Anthropic's envelope
+        log.exception("count_tokens failed")
+        return _error(ApiError(500, f"Internal router error: {type(exc).__name__}"))
+    body = orjson.dumps({"input_tokens": tokens})
     return Response(body, media_type="application/json")

@@ -273,7 +273,7 @@ def _content(value: Any, loc: Loc, role: str) -> str | list[BaseModel]:
     models = ROLE_BLOCKS[role]
     for i, b in enumerate(value):
         kind = b.get("type") if isinstance(b, dict) else None
-        if kind in BLOCKS and kind not in models:
+        if isinstance(kind, str) and kind in BLOCKS and kind not in models:
             raise _invalid(
                 (*loc, i, "type"),
                 f"a {role} turn cannot hold a {kind!r} block; it takes {', '.join(models)}.",
