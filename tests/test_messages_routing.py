@@ -10,9 +10,14 @@ from __future__ import annotations
 import anthropic
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_messages_api import CARD, WEATHER, assert_anthropic_error, client, dead_url, post
 
 from fakes.server import Reply
+from router_service.errors import ApiError
+from router_service.messages_api.protocol import parse_count_tokens, parse_messages
+from router_service.messages_api.request import chat_body, scan_fields
 
 
 # -- errors, auth, privacy, the books ----------------------------------------------------
@@ -230,3 +235,45 @@ def test_a_block_type_that_is_not_a_string_is_a_400(fakes, policy, make_router, 
         body = {"model": "auto", "max_tokens": 5, "messages": [
             {"role": "assistant", "content": content}]}  # fmt: skip
         assert_anthropic_error(post(router, body, path), 400, "invalid_request_error")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+block_types = st.sampled_from(["text", "image", "tool_use", "tool_result", "thinking", "x"])
+blocks = st.fixed_dictionaries({"type": block_types | json_values}, optional={
+    "text": json_values, "source": json_values, "id": json_values, "name": json_values,
+    "input": json_values, "tool_use_id": json_values, "content": json_values,
+})  # fmt: skip
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant"]) | json_values},
+        optional={"content": st.text(max_size=5) | st.lists(blocks, max_size=3) | json_values},
+    ),
+    max_size=3,
+)
+bodies = st.fixed_dictionaries({"model": st.just("auto") | json_values}, optional={
+    "max_tokens": st.integers(min_value=-1, max_value=10) | json_values,
+    "messages": messages | json_values, "system": json_values | st.lists(blocks, max_size=2),
+    "tools": json_values, "tool_choice": json_values, "metadata": json_values,
+    "stop_sequences": json_values, "stream": json_values,
+})  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(bodies)
+def test_any_json_body_parses_or_is_an_api_error(body: dict) -> None:
+    """Never a 500 from the parser or the translation: any body is a valid call (which then
+    translates) or an ``ApiError`` (a 4xx in Anthropic's envelope)."""
+    for parse in (parse_messages, parse_count_tokens):
+        try:
+            call = parse(body)
+        except ApiError as err:
+            assert 400 <= err.status < 500
+            continue
+        chat = chat_body(call)
+        assert chat["messages"] and isinstance(scan_fields(body), dict)
