@@ -12,8 +12,8 @@ from collections.abc import AsyncGenerator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from router_service.api.responses import RelayResponse
 from router_service.api.run import ChatRun, admit, forward, relay_events, serve
+from router_service.api.translated import relayed, whole_answer
 from router_service.backends import UpstreamStream
 from router_service.backends.base import MALFORMED
 from router_service.backends.sse import DONE_EVENT
@@ -23,7 +23,7 @@ from router_service.completions_api import (
     completion_chunk,
     parse_completion_request,
 )
-from router_service.errors import ApiError, sse_error_event
+from router_service.errors import sse_error_event
 from router_service.protocol import parse_json_object
 
 ENDPOINT = "/v1/completions"
@@ -45,30 +45,8 @@ async def _route(request: Request, run: ChatRun) -> Response:
         fields=data,
     )
     if outcome.stream is not None:
-        run.state.inflight += 1  # held until the relay ends
-        return RelayResponse(
-            _relay(run, outcome.stream),
-            run.headers(),
-            run.finish,
-            commit_first=run.state.settings.log_wait,
-        )
-    completion = outcome.completion
-    assert completion is not None
-    run.status = completion.status
-    backend = outcome.slot.backend.name
-    if completion.status >= 400:  # the backend's own client error, in OpenAI's envelope
-        run.error = f"backend {backend} answered HTTP {completion.status}"
-        return run.logged(completion.body, completion.status)
-    try:
-        body = completion_bytes(completion.body)
-    except MALFORMED as exc:
-        raise ApiError(
-            502,
-            f"The backend {backend} answered with a chat completion that could not be "
-            f"translated: {type(exc).__name__}: {exc}",
-            code="upstream_error",
-        ) from None
-    return run.logged(body, 200)
+        return relayed(run, _relay(run, outcome.stream))
+    return whole_answer(run, outcome, completion_bytes)
 
 
 def _failed(message: str, code: str) -> list[bytes]:

@@ -108,6 +108,10 @@ class ResponsesStream:
             self._chunk(chunk, out)
         return out
 
+    @property
+    def failure_message(self) -> str | None:
+        return self.failure[0] if self.failure is not None else None
+
     def upstream_failed(self, message: str, code: str) -> list[bytes]:
         """The backend's stream broke (``run.relay_events``); ``close`` reports it."""
         self.failure = (message, code)
