@@ -2,7 +2,8 @@
 chat answer translated into Anthropic's ``message`` object or its event stream; and
 ``POST /v1/messages/count_tokens``: body -> an estimate of its input tokens.
 
-Glue: ``messages_api`` parses and translates (pure), ``run`` routes exactly as chat does
+Glue: ``messages_api`` parses and translates (pure), ``translated`` renders the answer
+(whole or streamed) through it, ``run`` routes exactly as chat does
 (privacy scan of every field of the client's body, forced tiers, thresholds, fallback,
 ``X-Router-*`` headers, one decision-log row with ``extra.endpoint = "messages"``). Every
 backend type is reached through the chat translation (an Anthropic backend too: the
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncGenerator
 
 import orjson
 from starlette.requests import Request
@@ -21,11 +21,9 @@ from starlette.responses import Response
 
 from router_service.api.auth import check_client_auth
 from router_service.api.pipeline import read_body
-from router_service.api.responses import RelayResponse
-from router_service.api.run import ChatRun, admit, forward, relay_events, serve
+from router_service.api.run import ChatRun, admit, forward, serve
 from router_service.api.state import RouterState
-from router_service.backends import UpstreamStream
-from router_service.backends.base import MALFORMED
+from router_service.api.translated import relay_translated, relayed, whole_answer
 from router_service.errors import ApiError
 from router_service.features import content_text
 from router_service.messages_api.events import MessagesStream, is_final_event
@@ -65,59 +63,14 @@ async def _route(request: Request, run: ChatRun) -> Response:
     )
     shell = message_shell(outcome.slot.backend.model)
     if outcome.stream is not None:
-        run.state.inflight += 1  # held until the relay ends
-        return RelayResponse(
-            _relay(run, outcome.stream, MessagesStream(shell)),
-            run.headers(),
-            run.finish,
-            commit_first=run.state.settings.log_wait,
-            is_final=is_final_event,
-        )
-    completion = outcome.completion
-    assert completion is not None
-    run.status = completion.status
-    backend = outcome.slot.backend.name
-    if completion.status >= 400:  # the backend's own client error, in Anthropic's envelope
-        run.error = f"backend {backend} answered HTTP {completion.status}"
-        return run.logged(error_bytes(completion.body, error_type(completion.status)), run.status)
-    try:
-        body = message_bytes(shell, completion.body)
-    except MALFORMED as exc:
-        raise ApiError(
-            502,
-            f"The backend {backend} answered with a chat completion that could not be "
-            f"translated: {type(exc).__name__}: {exc}",
-            code="upstream_error",
-        ) from None
-    return run.logged(body, 200)
+        events = relay_translated(run, outcome.stream, MessagesStream(shell))
+        return relayed(run, events, is_final=is_final_event)
+    return whole_answer(run, outcome, lambda body: message_bytes(shell, body), _client_error)
 
 
-async def _relay(
-    run: ChatRun, stream: UpstreamStream, writer: MessagesStream
-) -> AsyncGenerator[bytes, None]:
-    for event in writer.start():
-        yield event
-    upstream = relay_events(run, stream, writer.upstream_failed)
-    try:
-        async for chunk in upstream:
-            try:
-                events = writer.feed(chunk)
-            except MALFORMED as exc:
-                writer.upstream_failed(f"malformed stream event: {exc}", "protocol_error")
-                events = []
-            for event in events:
-                yield event
-            if writer.failure is not None:  # an error event or an untranslatable chunk
-                break
-    finally:
-        await upstream.aclose()
-    if writer.failure is not None:
-        run.relay_completed = True  # ended for the backend's error, not by the client
-        if run.status < 400:
-            run.status = 502
-            run.error = f"mid-stream failure: {writer.failure}"
-    for event in writer.close():
-        yield event
+def _client_error(body: bytes, status: int) -> bytes:
+    """A backend's own client error (OpenAI's envelope) -> Anthropic's."""
+    return error_bytes(body, error_type(status))
 
 
 async def messages(request: Request) -> Response:

@@ -52,6 +52,10 @@ class MessagesStream:
     failure: str | None = None  # the message, once the backend failed
     done: bool = False
 
+    @property
+    def failure_message(self) -> str | None:
+        return self.failure
+
     def start(self) -> list[bytes]:
         return [event("message_start", message=self.shell)]
 
