@@ -13,11 +13,11 @@ import time
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from router_service.backends.sse import SSEParser
-from router_service.errors import ApiError, validation_error
-from router_service.protocol import MAX_TOKEN_LIMIT
+from router_service.errors import ApiError
+from router_service.protocol import MAX_TOKEN_LIMIT, validated_choices
 
 # Read and translated or refused here; never forwarded under their own name.
 CONSUMED = frozenset({"prompt", "echo", "suffix", "logprobs", "best_of", "messages"})
@@ -69,18 +69,7 @@ def parse_completion_request(data: dict[str, Any], *, max_n: int) -> CompletionR
     best_of = data.get("best_of")
     if isinstance(best_of, int) and not isinstance(best_of, bool) and best_of > 1:
         raise _refuse("best_of", f"{chat}; send n for several answers")
-    try:
-        req = CompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc.errors(include_url=False)) from None
-    if req.n is not None and req.n > max_n:
-        raise ApiError(
-            400,
-            f"'n' is {req.n}; this router allows at most {max_n} choices per request.",
-            param="n",
-            code="invalid_value",
-        )
-    return req
+    return validated_choices(CompletionRequest, data, max_n=max_n)
 
 
 def chat_body(req: CompletionRequest, data: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ The models check what the router reads (``model``, ``messages``, ``stream``, ``n
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,6 +18,9 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 FORCE_TIERS = ("local", "primary", "strong")
 AUTO_MODEL = "auto"
 MAX_TOKEN_LIMIT = 2**31 - 1  # no backend takes more; larger JSON integers are refused
+
+
+WithN = TypeVar("WithN", bound=BaseModel)
 
 
 class ContentPart(BaseModel):
@@ -115,20 +118,27 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_chat_request(data: dict[str, Any], *, max_n: int) -> ChatCompletionRequest:
-    """Parsed body -> validated chat request (400 naming the bad field)."""
+def validated_choices(model: type[WithN], data: dict[str, Any], *, max_n: int) -> WithN:
+    """Parsed body -> ``model`` validated (400 naming the bad field), with at most ``max_n``
+    choices asked for (``n``)."""
     try:
-        req = ChatCompletionRequest.model_validate(data)
+        req = model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc.errors(include_url=False)) from None
-    if req.n is not None and req.n > max_n:
+    n = getattr(req, "n", None)
+    if n is not None and n > max_n:
         raise ApiError(
             400,
-            f"'n' is {req.n}; this router allows at most {max_n} choices per request.",
+            f"'n' is {n}; this router allows at most {max_n} choices per request.",
             param="n",
             code="invalid_value",
         )
     return req
+
+
+def parse_chat_request(data: dict[str, Any], *, max_n: int) -> ChatCompletionRequest:
+    """Parsed body -> validated chat request (400 naming the bad field)."""
+    return validated_choices(ChatCompletionRequest, data, max_n=max_n)
 
 
 def parse_classify_request(data: dict[str, Any]) -> ClassifyRequest:

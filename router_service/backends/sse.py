@@ -2,13 +2,15 @@
 
 ``SSEParser`` splits an upstream SSE byte stream into complete events (keeping each
 event's raw bytes, so pass-through forwards exactly what arrived). ``LineParser`` does the
-same for NDJSON (Ollama). ``ChunkWriter`` builds OpenAI ``chat.completion.chunk`` events for
-the translating backends."""
+same for NDJSON (Ollama); ``chat_chunks`` reads the chunk objects out of one chat event.
+``ChunkWriter`` builds OpenAI ``chat.completion.chunk`` events for the translating
+backends."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +95,31 @@ class LineParser:
     def close(self) -> list[bytes]:
         rest, self._buf = self._buf, b""
         return [rest] if rest.strip() else []
+
+
+def chat_chunks(raw: bytes) -> Iterator[dict[str, Any] | None]:
+    """One upstream chat SSE event (bytes) -> its chunk objects, ``None`` for ``[DONE]``
+    (keep-alive comments skipped); ``ValueError`` when a payload is not a JSON object."""
+    parser = SSEParser()
+    for ev in (*parser.feed(raw), *parser.close()):
+        if ev.data is None:
+            continue
+        if ev.data == "[DONE]":
+            yield None
+            return
+        chunk = orjson.loads(ev.data)
+        if not isinstance(chunk, dict):
+            raise ValueError(f"stream event is not an object: {ev.data[:120]!r}")
+        yield chunk
+
+
+def mid_stream_error(chunk: dict[str, Any]) -> str | None:
+    """A chunk carrying the backend's ``error`` -> the client-facing message, else None."""
+    if "error" not in chunk:
+        return None
+    err = chunk["error"]
+    said = err.get("message") if isinstance(err, dict) else str(err)
+    return f"The backend sent an error mid-stream: {said}"
 
 
 def sse_data(obj: Any) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from router_service.backends.sse import SSEParser
+from router_service.backends.sse import chat_chunks, mid_stream_error
 from router_service.messages_api.mapping import stop_reason
 from router_service.messages_api.output import new_id, usage
 
@@ -64,20 +64,13 @@ class MessagesStream:
         if self.failure is not None or self.done:
             return []
         out: list[bytes] = []
-        parser = SSEParser()
-        for ev in (*parser.feed(raw), *parser.close()):
-            if ev.data is None:
-                continue  # a keep-alive comment
-            if ev.data == "[DONE]":
+        for chunk in chat_chunks(raw):
+            if chunk is None:
                 self.done = True
                 break
-            chunk = orjson.loads(ev.data)
-            if not isinstance(chunk, dict):
-                raise ValueError(f"stream event is not an object: {ev.data[:120]!r}")
-            if "error" in chunk:
-                err = chunk["error"]
-                said = err.get("message") if isinstance(err, dict) else str(err)
-                self.failure = f"The backend sent an error mid-stream: {said}"
+            said = mid_stream_error(chunk)
+            if said is not None:
+                self.failure = said
                 break
             self._chunk(chunk, out)
         return out
