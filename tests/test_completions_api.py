@@ -10,12 +10,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
+from fakes.fuzz import assert_routable_bodies_answered
 from fakes.llm import openai_chunk, sse
 from fakes.server import Reply
-from router_service.api.openapi import openapi_document
 
 
 def client(router: Any) -> openai.OpenAI:
@@ -121,20 +119,5 @@ def test_the_log_row_says_completions(fakes, policy, make_router):
 def test_schema_valid_bodies_with_a_routable_model_are_answered(fakes, policy, make_router):
     """As for /v1/responses: every schema-valid body naming a tier is a 200 (JSON or SSE)
     that matches the published schema (the generic fuzz mostly draws unknown models)."""
-    operation = next(
-        op.ok()
-        for op in schemathesis.openapi.from_dict(openapi_document()).get_all_operations()
-        if op.ok().path == "/v1/completions"
-    )
     router = make_router(policy)
-    models = ("auto", "local", "primary", "strong")
-
-    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(operation.as_strategy(generation_mode=schemathesis.GenerationMode.POSITIVE))
-    def check(case: Any) -> None:
-        case.body["model"] = models[len(repr(case.body)) % len(models)]
-        response = case.call(base_url=router.url, timeout=30)
-        assert response.status_code == 200, (case.body, response.text)
-        case.validate_response(response)
-
-    check()
+    assert_routable_bodies_answered(router, "/v1/completions", max_examples=80)

@@ -13,7 +13,7 @@ import anthropic
 import httpx
 import pytest
 
-from fakes.llm import openai_chunk, openai_completion, sse
+from fakes.llm import hanging_stream, openai_chunk, openai_completion, sse
 from fakes.process import free_port
 from fakes.server import Reply
 
@@ -420,13 +420,7 @@ def test_tool_result_errors_images_and_thinking_translate(fakes, policy, make_ro
 
 
 def test_client_disconnect_mid_stream_cancels_the_upstream(fakes, policy, make_router):
-    fakes.local.script(
-        Reply(
-            chunks=[sse(openai_chunk({"role": "assistant", "content": "x"}))],
-            content_type="text/event-stream",
-            hang=True,  # the upstream would keep generating forever
-        )
-    )
+    fakes.local.script(hanging_stream())
     router = make_router(policy)
     body = {"model": "local", "max_tokens": 9, "stream": True, "messages": [
         {"role": "user", "content": "hi"}]}  # fmt: skip

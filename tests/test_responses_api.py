@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import openai
 
-from fakes.llm import openai_chunk, openai_completion, sse
+from fakes.llm import hanging_stream, openai_chunk, openai_completion, sse
 from fakes.server import Reply
 
 ROUTER_HEADERS = (
@@ -450,13 +450,7 @@ def test_log_wait_commits_the_row_before_the_final_event(fakes, policy, make_rou
 
 
 def test_client_disconnect_cancels_the_upstream_request(fakes, policy, make_router):
-    fakes.local.script(
-        Reply(
-            chunks=[sse(openai_chunk({"role": "assistant", "content": "x"}))],
-            content_type="text/event-stream",
-            hang=True,  # the upstream would keep generating forever
-        )
-    )
+    fakes.local.script(hanging_stream())
     router = make_router(policy)
     body = {"model": "local", "input": "hi", "stream": True}
     with httpx.stream("POST", f"{router.base_url}/responses", json=body, timeout=30) as r:

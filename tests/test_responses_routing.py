@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
+from fakes.fuzz import assert_routable_bodies_answered
 from fakes.server import Reply
-from router_service.api.openapi import openapi_document
 
 TOOL = {"type": "function", "name": "pay", "parameters": {"type": "object"}, "strict": True}
 
@@ -261,26 +259,9 @@ def test_log_rows_and_metrics_record_the_responses_endpoint(fakes, policy, make_
     assert refused["status"] == 400 and "previous_response_id" in refused["error"]
 
 
-OPERATION = next(
-    op.ok()
-    for op in schemathesis.openapi.from_dict(openapi_document()).get_all_operations()
-    if op.ok().path == "/v1/responses"
-)
-
-
 def test_schema_valid_bodies_with_a_routable_model_are_answered(fakes, policy, make_router):
     """The generic fuzz (test_openapi_fuzz) mostly draws unknown model names (404); here every
     schema-valid body names a tier, so it is routed, translated and answered: each must be a
     200 whose body (JSON or every SSE event) matches the published schema."""
     router = make_router(policy)
-    models = ("auto", "local", "primary", "strong")
-
-    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(OPERATION.as_strategy(generation_mode=schemathesis.GenerationMode.POSITIVE))
-    def check(case: Any) -> None:
-        case.body["model"] = models[len(repr(case.body)) % len(models)]
-        response = case.call(base_url=router.url, timeout=30)
-        assert response.status_code == 200, (case.body, response.text)
-        case.validate_response(response)
-
-    check()
+    assert_routable_bodies_answered(router, "/v1/responses", max_examples=120)

@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 
-from fakes.llm import openai_chunk, sse
+from fakes.llm import hanging_stream, openai_chunk, sse
 from fakes.server import Reply
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -217,13 +217,7 @@ def test_stream_cut_before_done_and_idle_timeout(fakes, policy, make_router):
 
 
 def test_client_disconnect_cancels_upstream(fakes, policy, make_router):
-    fakes.local.script(
-        Reply(
-            chunks=[sse(openai_chunk({"role": "assistant", "content": "x"}))],
-            content_type="text/event-stream",
-            hang=True,  # the upstream would keep generating forever
-        )
-    )
+    fakes.local.script(hanging_stream())
     router = make_router(policy)
     body = {"model": "local", "messages": MSG, "stream": True}
     with httpx.stream("POST", f"{router.base_url}/chat/completions", json=body) as r:

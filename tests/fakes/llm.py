@@ -56,6 +56,16 @@ def openai_stream_chunks(pieces: list[str], model: str = "fake") -> list[bytes]:
     return out
 
 
+def hanging_stream() -> Reply:
+    """A chat stream that sends one chunk and then never ends (the upstream would keep
+    generating forever): what a client disconnect must cancel."""
+    return Reply(
+        chunks=[sse(openai_chunk({"role": "assistant", "content": "x"}))],
+        content_type="text/event-stream",
+        hang=True,
+    )
+
+
 def openai_responder(text: str, **stream_kw: Any) -> Any:
     def respond(rec: Recorded) -> Reply:
         if rec.method == "GET":
