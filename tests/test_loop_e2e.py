@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from fakes.llm import openai_completion
-from fakes.loop_models import trained_champion
+from fakes.loop_models import loose_retrain_args, trained_champion
 from fakes.server import FakeUpstream, Recorded, Reply
 from router_service.cli import main
 from router_service.learned import LearnedScorer
@@ -126,35 +126,9 @@ def run_loop(make_router: Any, policy: dict[str, Any], tmp: Path, judge_url: str
     assert {f["request_id"] for f in judged} == set(request_ids)
     assert {f["score"] for f in judged} == {3, 9}
 
-    # 4. retrain on the tiny config; a loose gate (this test is about the loop's mechanics;
-    #    the gate's own decisions are tested in test_gate.py / test_retrain.py)
+    # 4. retrain on the tiny config with a loose gate (this test is about the loop's mechanics)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    train_args = [
-        "train",
-        "--from-feedback",
-        "--config",
-        "tiny",
-        "--serve-dir",
-        str(serve_dir),
-        "--work-dir",
-        str(tmp / "work"),
-        "--sqlite-path",
-        str(db),
-        "--since",
-        "2000-01-01",  # every logged request (exercises the window option)
-        "--score-bar",
-        "5",  # the judge's 3s become "strong should have answered", its 9s do not
-        "--mlflow-uri",
-        uri,
-        "--intent-tolerance",
-        "1",
-        "--apgr-tolerance",
-        "1",
-        "--p50-budget-us",
-        "1e9",
-        "--p99-budget-us",
-        "1e9",
-    ]
+    train_args = loose_retrain_args(serve_dir, tmp / "work", ["--sqlite-path", str(db)], uri)
     assert main(train_args) == 0
     v2 = LearnedScorer.load(serve_dir).version
     assert v2 and v2 != v1

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from fakes.loop_models import trained_champion
+from fakes.loop_models import loose_retrain_args, trained_champion
 from fakes.mlflow_server import mlflow_server
 from fakes.replicas import (
     PG_URL,
@@ -77,33 +77,7 @@ def test_a_retrain_promotion_reaches_every_replica(
     assert v1
     log_args = ["--database-url", PG_URL] if PG_URL else []
     log_args += ["--sqlite-path", str(shared_db(tmp_path))]
-    train_args = [
-        "train",
-        "--from-feedback",
-        "--config",
-        "tiny",
-        "--serve-dir",
-        str(serve_dir),
-        "--work-dir",
-        str(tmp_path / "work"),
-        *log_args,
-        "--since",
-        "2000-01-01",
-        "--score-bar",
-        "5",
-        "--mlflow-uri",
-        mlflow_url,
-        # a loose gate: this test is about the rollout; the gate's decisions are tested
-        # in test_gate.py / test_retrain.py
-        "--intent-tolerance",
-        "1",
-        "--apgr-tolerance",
-        "1",
-        "--p50-budget-us",
-        "1e9",
-        "--p99-budget-us",
-        "1e9",
-    ]
+    train_args = loose_retrain_args(serve_dir, tmp_path / "work", log_args, mlflow_url)
     graded = 2 * len(PROMPTS)
     with start_replicas(policy, serve_dir, tmp_path) as urls:
         with RoundRobin(urls, PROMPTS) as traffic:

@@ -152,3 +152,37 @@ def build_versions(root: Path) -> dict[str, Path]:
     return {
         v: write_model(root / v, v, intent=i, seed=n) for n, (v, i) in enumerate(INTENT_OF.items())
     }
+
+
+def loose_retrain_args(
+    serve_dir: Path, work_dir: Path, log_args: list[str], mlflow_uri: str
+) -> list[str]:
+    """``learned-router train --from-feedback`` on the tiny config over every logged request
+    (judge scores below 5 -> strong should have answered), with a gate loose enough that
+    any sane candidate is promoted: for tests of the loop's mechanics; the gate's own
+    decisions are tested in test_gate.py / test_retrain.py."""
+    return [
+        "train",
+        "--from-feedback",
+        "--config",
+        "tiny",
+        "--serve-dir",
+        str(serve_dir),
+        "--work-dir",
+        str(work_dir),
+        *log_args,
+        "--since",
+        "2000-01-01",
+        "--score-bar",
+        "5",
+        "--mlflow-uri",
+        mlflow_uri,
+        "--intent-tolerance",
+        "1",
+        "--apgr-tolerance",
+        "1",
+        "--p50-budget-us",
+        "1e9",
+        "--p99-budget-us",
+        "1e9",
+    ]
