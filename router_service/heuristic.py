@@ -269,6 +269,18 @@ def _length_points(n_tokens: int) -> float:
     return min(25.0, 25.0 * math.log(n_tokens / 8) / math.log(500))
 
 
+def _evidence(
+    text: str, lowered: str
+) -> tuple[dict[str, float], list[str], dict[str, float], float]:
+    """Scored text -> (keyword hits per channel, words, intent evidence, structure points)."""
+    found, words = _hits(lowered)
+    evidence = {name: found[name] for name in INTENTS if name in found}
+    structure = _structure(text, lowered, evidence)
+    if lowered.endswith("?") or lowered.endswith("？"):
+        evidence["knowledge_qa"] = evidence.get("knowledge_qa", 0.0) + 0.5
+    return found, words, evidence, structure
+
+
 def _intent_distribution(
     evidence: dict[str, float], words: Sequence[str], text: str
 ) -> dict[str, float]:
@@ -297,14 +309,22 @@ class HeuristicScorer:
             logger.exception("heuristic scorer failed; returning the default scores")
             return _default_scores()
 
+    def intent_probs(self, text: str) -> list[float]:
+        """Scored text (``features.scored_text``) -> this scorer's intent probabilities in
+        ``INTENTS`` order, without the complexity score (what the learned scorer blends with,
+        ``router_service.intent_blend``)."""
+        try:
+            _, words, evidence, _ = _evidence(text, text.lower())
+            probs = _intent_distribution(evidence, words, text)
+        except Exception:  # never fail a request
+            logger.exception("heuristic intent scoring failed; returning uniform probabilities")
+            return [1.0 / len(INTENTS)] * len(INTENTS)
+        return [probs[name] for name in INTENTS]
+
     def _score(self, messages: Sequence[Mapping[str, str]]) -> Scores:
         text = scored_text(messages)
         lowered = text.lower()
-        found, words = _hits(lowered)
-        evidence = {name: found[name] for name in INTENTS if name in found}
-        structure = _structure(text, lowered, evidence)
-        if lowered.endswith("?") or lowered.endswith("？"):
-            evidence["knowledge_qa"] = evidence.get("knowledge_qa", 0.0) + 0.5
+        found, words, evidence, structure = _evidence(text, lowered)
         intent_scores = _intent_distribution(evidence, words, text)
 
         # Extrapolate bytes-per-char from the bounded text to the full turn and conversation.

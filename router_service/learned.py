@@ -5,7 +5,9 @@ agreement with this code's intents, feature names and version, text budget, ONNX
 declared) and raises ``ModelLoadError`` naming the path and the reason otherwise.
 ``score`` runs: ``scored_text`` -> hand-crafted features -> WordPiece ids (truncated at
 ``MAX_TOKENS``) -> one onnxruntime call (single thread, sequential) -> calibrated intent
-probabilities and ``strong_win_rate``. Only onnxruntime, tokenizers and numpy are used."""
+probabilities and ``strong_win_rate``; when the manifest carries an ``intent_blend``, the
+graph's intent probabilities are blended with the heuristic's (``router_service.intent_blend``).
+Only onnxruntime, tokenizers and numpy are used."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from router_service.features import (
     handcrafted_features,
     scored_text,
 )
+from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend, heuristic_probs
 from router_service.intents import INTENTS
 from router_service.wordpiece import FastWordPiece
 
@@ -78,6 +81,10 @@ def _check_manifest(path: Path, manifest: Any) -> None:
             )
     if not isinstance(manifest.get("model_version"), str) or not manifest["model_version"]:
         raise ModelLoadError(path, "manifest mismatch: model_version missing")
+    try:
+        IntentBlend.from_manifest(manifest.get("intent_blend"))
+    except ValueError as exc:
+        raise ModelLoadError(path, f"manifest mismatch: {exc}") from None
 
 
 class LearnedScorer:
@@ -97,6 +104,7 @@ class LearnedScorer:
         self.manifest = manifest
         self.path = path
         self.version: str | None = manifest["model_version"]
+        self.blend = IntentBlend.from_manifest(manifest.get("intent_blend"))
         self._outputs = list(OUTPUT_NAMES)
         self._wordpiece = FastWordPiece(tokenizer, MAX_TOKENS)
         self._ones = np.ones((1, MAX_TOKENS), np.float32)
@@ -186,7 +194,15 @@ class LearnedScorer:
         text = scored_text(messages)
         feats = handcrafted_features(messages, text)
         probs, win, n = self._run_one(text, feats)
+        if self.blend is not None:
+            probs = self._blended(probs, [text], np.array([feats[NON_ASCII_FEATURE]]))
         return self._scores(probs[0], float(win[0]), n)
+
+    def _blended(
+        self, probs: np.ndarray, texts: Sequence[str], non_ascii: np.ndarray
+    ) -> np.ndarray:
+        assert self.blend is not None
+        return self.blend.apply(probs, heuristic_probs(texts), non_ascii)
 
     @staticmethod
     def _scores(probs: np.ndarray, win: float, n_tokens: int) -> Scores:
@@ -203,7 +219,8 @@ class LearnedScorer:
     def predict_batch(
         self, batch: Sequence[Sequence[Mapping[str, str]]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Many conversations -> (intent_probs [N, 14], strong_win_rate [N], n_tokens [N])."""
+        """Many conversations -> (intent_probs [N, 14] (blended when the model says so),
+        strong_win_rate [N], n_tokens [N])."""
         probs_out = np.zeros((len(batch), len(INTENTS)), np.float32)
         win_out = np.zeros(len(batch), np.float32)
         n_out = np.zeros(len(batch), np.int64)
@@ -224,6 +241,8 @@ class LearnedScorer:
             probs, win = self.session.run(
                 self._outputs, {"input_ids": id_arr, "attention_mask": mask, "features": feats}
             )
+            if self.blend is not None:
+                probs = self._blended(probs, texts, feats[:, NON_ASCII_FEATURE])
             probs_out[start : start + len(chunk)] = probs
             win_out[start : start + len(chunk)] = win
             n_out[start : start + len(chunk)] = [len(i) for i in ids]

@@ -95,6 +95,12 @@ class TrainConfig:
     # OOD table)? False keeps them evaluation-only (and intent labels only).
     strong_train_alpaca: bool = False
     intent_linear_c: float = 1.0  # inverse L2 strength of the linear intent head
+    # Blend of the intent head with the heuristic (router_service.intent_blend): p_learned *
+    # p_heuristic ** w, re-calibrated; w = intent_blend_non_english (None: the same) where the
+    # text is mostly non-ASCII. 0 = no blend. Chosen out of distribution like the head kind
+    # (intent spec "KIND@h=W,ne=V" in intent_candidates).
+    intent_blend_weight: float = 0.0
+    intent_blend_non_english: float | None = None
     strong_linear_c: float = 0.001  # of the linear strong-win head(s): strong, they generalise
     # HistGradientBoosting settings, for the "hgb" kinds.
     # Small on purpose: one-row ONNX inference of both heads stays ~50 µs.
@@ -145,7 +151,19 @@ class TrainConfig:
         "linear@rows",
         "hgb",
     )
-    intent_candidates: tuple[str, ...] = ("tuned", "linear", "hgb")
+    # Intent specs (training.evaluate.candidates.parse_intent_candidate); the blends cost no
+    # extra fit: each kind's fold model is trained once and blended at every weight.
+    intent_candidates: tuple[str, ...] = (
+        "tuned",
+        "tuned@h=0.25",
+        "tuned@h=0.5",
+        "tuned@h=1",
+        "tuned@h=0.5,ne=2",
+        "tuned@h=1,ne=2",
+        "linear",
+        "linear@h=0.5,ne=2",
+        "hgb",
+    )
     knn_k: int = 25  # kNN-on-embeddings routing baseline
     random_repeats: int = 20  # random-router APGR is averaged over this many draws
     latency_prompts: int = 300  # held-out prompts timed through LearnedScorer
@@ -207,7 +225,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "parity_prompts": 200,
         "tune_epochs": 1,
         "strong_candidates": ("gain", "gain@rows,c=0.0003", "linear"),
-        "intent_candidates": ("tuned", "linear"),
+        "intent_candidates": ("tuned", "tuned@h=0.5,ne=2", "linear"),
     },
 }
 

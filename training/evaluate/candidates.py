@@ -1,4 +1,4 @@
-"""A strong-win candidate spec -> ``Candidate`` -> the config that trains it.
+"""A candidate spec -> ``Candidate`` / ``IntentCandidate`` -> the config that trains it.
 
 Spec grammar: ``KIND[+alpaca][@OPTION,...]``:
 
@@ -10,7 +10,11 @@ Spec grammar: ``KIND[+alpaca][@OPTION,...]``:
 
 So ``gain@rows,c=0.0003`` is the gain head, rows unweighted, C = 0.0003. Candidates compete
 under the leave-one-source-out protocol (``training.evaluate.ood``); the winner's options
-become the shipped config (``training.evaluate.selection.apply_selection``)."""
+become the shipped config (``training.evaluate.selection.apply_selection``).
+
+Intent specs, ``KIND[@h=FLOAT][,ne=FLOAT]``: ``KIND`` "tuned" (the table tuned end to end
+with a linear head), "linear" or "hgb"; ``h`` / ``ne`` the heuristic's blend weights
+(``IntentCandidate``)."""
 
 from __future__ import annotations
 
@@ -73,3 +77,74 @@ def parse_candidate(spec: str) -> Candidate:
         else:
             raise ValueError(f"strong-win candidate {spec!r}: unknown option {opt!r} ({_GRAMMAR})")
     return Candidate(kind, extra == "alpaca", rows, c)
+
+
+_INTENT_GRAMMAR = "KIND[@h=FLOAT][,ne=FLOAT]"
+INTENT_CANDIDATE_KINDS = ("tuned", "linear", "hgb")
+
+
+@dataclass(frozen=True)
+class IntentCandidate:
+    """An intent head kind and its blend with the heuristic (``router_service.intent_blend``):
+    ``h`` the heuristic's weight (0: no blend), ``ne`` its weight on non-English text (None:
+    the same as ``h``). So ``tuned@h=0.5,ne=2`` is the tuned table's linear head times the
+    heuristic to the power 0.5, and to the power 2 where the text is mostly non-ASCII."""
+
+    kind: str
+    h: float = 0.0
+    ne: float | None = None
+
+    @property
+    def non_english(self) -> float:
+        return self.h if self.ne is None else self.ne
+
+    @property
+    def blended(self) -> bool:
+        return self.h > 0 or self.non_english > 0
+
+    @property
+    def spec(self) -> str:
+        options = [o for o in (f"h={self.h:g}" if self.h else "", _ne(self.ne)) if o]
+        return self.kind + ("@" + ",".join(options) if options else "")
+
+    def config(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with this candidate's intent head, table tuning and blend weights."""
+        return dataclasses.replace(
+            cfg,
+            intent_head="linear" if self.kind == "tuned" else self.kind,
+            tune_embedding=self.kind == "tuned",
+            intent_blend_weight=self.h,
+            intent_blend_non_english=self.ne,
+        )
+
+
+def _ne(ne: float | None) -> str:
+    return "" if ne is None else f"ne={ne:g}"
+
+
+def intent_candidate_of(cfg: TrainConfig) -> IntentCandidate:
+    """A config -> the intent candidate it trains (the inverse of ``IntentCandidate.config``)."""
+    kind = "tuned" if cfg.tune_embedding else cfg.intent_head
+    return IntentCandidate(kind, cfg.intent_blend_weight, cfg.intent_blend_non_english)
+
+
+def parse_intent_candidate(spec: str) -> IntentCandidate:
+    """An intent spec string -> ``IntentCandidate``; ``ValueError`` naming the grammar."""
+    kind, _, opts = spec.partition("@")
+    if kind not in INTENT_CANDIDATE_KINDS:
+        raise ValueError(
+            f"intent candidate {spec!r}: expected {_INTENT_GRAMMAR}, "
+            f"KIND in {INTENT_CANDIDATE_KINDS}"
+        )
+    values: dict[str, float] = {}
+    for opt in filter(None, opts.split(",")):
+        key, eq, raw = opt.partition("=")
+        if key not in ("h", "ne") or not eq or key in values:
+            raise ValueError(f"intent candidate {spec!r}: bad option {opt!r} ({_INTENT_GRAMMAR})")
+        try:
+            values[key] = float(raw)
+        except ValueError:
+            raise ValueError(f"intent candidate {spec!r}: {key} must be a number") from None
+        if not values[key] >= 0 or values[key] == float("inf"):
+            raise ValueError(f"intent candidate {spec!r}: {key} must be a finite number >= 0")
+    return IntentCandidate(kind, values.get("h", 0.0), values.get("ne"))

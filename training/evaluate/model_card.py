@@ -33,6 +33,33 @@ def _intent_note(intent_head: dict[str, Any], emb: dict[str, Any]) -> str:
     return f"HistGradientBoosting, {intent_head.get('rounds')} rounds{_stack_note(intent_head)}"
 
 
+def _blend_note(blend: Mapping[str, Any] | None) -> str:
+    """The manifest's ``intent_blend`` -> how the served intent combines the heuristic's."""
+    if not blend:
+        return ""
+    w, ne = blend["heuristic_weight"], blend["non_english_weight"]
+    where = (
+        f"{_f(w, 2)} (text with a non-ASCII share above {_f(blend['non_ascii_threshold'], 2)}:"
+        f" {_f(ne, 2)})"
+        if ne != w
+        else _f(w, 2)
+    )
+    return (
+        "; served intent = that head's probabilities times the heuristic's to the power "
+        f"{where}, renormalised (`router_service.intent_blend`; weights chosen on held-out "
+        "sources)"
+    )
+
+
+def _blend_temperature(blend: Mapping[str, Any] | None) -> str:
+    return f", then the blend's T = {_f(blend['temperature'])}" if blend else ""
+
+
+def _graph_ece(calib: Mapping[str, Any]) -> str:
+    graph = calib.get("intent_ece_graph")
+    return "" if graph is None else f" and the heuristic blend (graph alone {_f(graph)})"
+
+
 def _rounds(head: dict[str, Any]) -> str:
     return f", {head['rounds']} rounds" if head.get("rounds") else ""
 
@@ -100,11 +127,13 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         f"{manifest['text_budget']['max_tokens']} WordPiece tokens; plus "
         f"{len(manifest['feature_names'])} hand-crafted features.",
         f"- Heads (kinds chosen on held-out sources, see below): intent "
-        f"{_intent_note(manifest['heads']['intent'], emb)}; strong-win "
+        f"{_intent_note(manifest['heads']['intent'], emb)}"
+        f"{_blend_note(manifest.get('intent_blend'))}; strong-win "
         f"{manifest['heads']['strong_win'].get('model', 'HistGradientBoostingClassifier')}"
         f"{_rounds(manifest['heads']['strong_win'])}; "
         f"{manifest['heads']['n_trees']} trees in the graph.",
-        f"- Calibration: intent temperature T = {_f(cal['intent']['temperature'])}; "
+        f"- Calibration: intent temperature T = {_f(cal['intent']['temperature'])}"
+        f"{_blend_temperature(manifest.get('intent_blend'))}; "
         f"strong-win Platt a = {_f(cal['strong_win']['a'])}, "
         f"b = {_f(cal['strong_win']['b'])} (fitted on the calibration split).",
         f"- Size: {manifest['onnx_bytes'] / 1e6:.1f} MB (router.onnx).",
@@ -188,7 +217,8 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         "",
         "**Calibration** (ECE, 10 bins, test split): intent "
         f"{_f(calib.get('intent_ece_before'))} before -> {_f(calib.get('intent_ece_after'))} after "
-        f"temperature scaling; strong-win {_f(calib.get('strong_win_ece_before'))} -> "
+        f"temperature scaling{_graph_ece(calib)}; strong-win "
+        f"{_f(calib.get('strong_win_ece_before'))} -> "
         f"{_f(calib.get('strong_win_ece_after'))} after Platt scaling.",
         "",
         f"**Latency** (LearnedScorer through `decide`, 1 thread, {lat.get('n', 0)} held-out "

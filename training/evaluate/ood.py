@@ -31,12 +31,13 @@ import numpy as np
 
 from router_service.features import FEATURE_NAMES
 from router_service.heuristic import HeuristicScorer
+from router_service.intent_blend import NON_ASCII_FEATURE, NON_ASCII_THRESHOLD, IntentBlend
 from router_service.intents import INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
 from training.data.mmlu import MMLU_GROUPS
 from training.evaluate import metrics
-from training.evaluate.candidates import parse_candidate
+from training.evaluate.candidates import parse_candidate, parse_intent_candidate
 from training.model.embed import StaticEmbedding
 from training.model.finetune import tune_settings
 from training.model.heads import (
@@ -44,6 +45,7 @@ from training.model.heads import (
     fit_intent_stacked,
     fit_strong,
     intent_input,
+    intent_labels,
     intent_logits,
     outcome_targets,
     strong_logit,
@@ -55,9 +57,7 @@ PREFERENCE = tuple(
 )
 INTENT_SOURCES = ("handwritten", "sharegpt", "alpaca_eval")
 LONG_CHARS = 400  # ShareGPT "long" bucket: scored text longer than this
-NON_ASCII = 0.1  # ShareGPT "non-English" bucket: share of non-ASCII characters above this
 BASELINES = ("random", "length", "heuristic", "knn")
-FEATURE_NON_ASCII = FEATURE_NAMES.index("non_ascii_ratio")
 FEATURE_LENGTH = FEATURE_NAMES.index("log_chars_total")
 
 
@@ -67,6 +67,7 @@ class Fold:
     name: str
     test: np.ndarray  # row indices scored
     train: np.ndarray  # row indices the fold's models learn from
+    calib: np.ndarray | None = None  # intent: calibration rows of the other sources
 
 
 def strong_folds(corpus: Corpus) -> list[Fold]:
@@ -91,7 +92,7 @@ def intent_buckets(corpus: Corpus) -> np.ndarray:
     f = corpus.frame
     src = f["intent_source"].to_numpy(object).copy()
     share = src == "sharegpt"
-    non_en = corpus.features[:, FEATURE_NON_ASCII] > NON_ASCII
+    non_en = corpus.features[:, NON_ASCII_FEATURE] > NON_ASCII_THRESHOLD
     long = f["text"].str.len().to_numpy() > LONG_CHARS
     src[share & non_en] = "sharegpt_non_english"
     src[share & ~non_en & long] = "sharegpt_long"
@@ -105,12 +106,15 @@ def intent_folds(corpus: Corpus) -> list[Fold]:
     src = f["intent_source"].to_numpy(object)
     bucket = intent_buckets(corpus)
     train_split = (f["split"] == "train").to_numpy()
+    calib_split = (f["split"] == "calib").to_numpy()
     folds = []
     for name in (*INTENT_SOURCES, "sharegpt_non_english", "sharegpt_long", "sharegpt_short"):
         held = (src == name) if name in INTENT_SOURCES else (bucket == name)
         test = np.flatnonzero(labelled & held)
         if len(test) >= 20:
-            folds.append(Fold("intent", name, test, np.flatnonzero(labelled & train_split & ~held)))
+            train = np.flatnonzero(labelled & train_split & ~held)
+            calib = np.flatnonzero(labelled & calib_split & ~held)
+            folds.append(Fold("intent", name, test, train, calib))
     return folds
 
 
@@ -135,6 +139,8 @@ class _Data:
         scores = [heuristic.score(m) for m in f["messages"]]
         self.h_win = np.array([s.strong_win_rate for s in scores])
         self.h_intent = np.array([s.intent for s in scores], object)
+        self.h_probs = np.array([[s.intent_scores[i] for i in INTENTS] for s in scores])
+        self.non_ascii = corpus.features[:, NON_ASCII_FEATURE].astype(np.float64)
 
 
 def _strong_scorer(d: _Data, spec: str) -> Callable[[np.ndarray], Callable[[np.ndarray], Any]]:
@@ -154,6 +160,8 @@ def _strong_scorer(d: _Data, spec: str) -> Callable[[np.ndarray], Callable[[np.n
 
 
 def _intent_scorer(d: _Data, kind: str) -> Callable[[np.ndarray], Callable[[np.ndarray], Any]]:
+    """An intent head kind -> fit(train rows) -> (rows -> raw intent logits)."""
+
     def fit(train: np.ndarray) -> Callable[[np.ndarray], Any]:
         if kind == "tuned":  # the table tuned on this fold's rows only, with its linear head
             from training.model.finetune import tune_table
@@ -162,14 +170,40 @@ def _intent_scorer(d: _Data, kind: str) -> Callable[[np.ndarray], Callable[[np.n
                 raise ValueError('the "tuned" intent candidate needs the untuned embedder')
             texts = d.corpus.frame["text"].to_numpy(object)
             tuned, head = tune_table(d.base, list(texts[train]), list(d.intents[train]), d.tune)
-            return lambda idx: head.intent_logits(tuned.embed(list(texts[idx]))).argmax(axis=1)
+            return lambda idx: head.intent_logits(tuned.embed(list(texts[idx])))
         if kind == "linear":  # on the final (possibly tuned) embedding
             lin = fit_intent_linear(d.X[train], d.intents[train], d.cfg)
-            return lambda idx: lin.intent_logits(d.X[idx]).argmax(axis=1)
+            return lambda idx: lin.intent_logits(d.X[idx])
         trees, stack = fit_intent_stacked(d.X[train], d.intents[train], d.cfg)
-        return lambda idx: intent_logits(trees, intent_input(d.X[idx], stack)).argmax(axis=1)
+        return lambda idx: intent_logits(trees, intent_input(d.X[idx], stack))
 
     return fit
+
+
+def _intent_predictions(
+    d: _Data, specs: Sequence[str], train: np.ndarray, calib: np.ndarray, test: np.ndarray
+) -> dict[str, list[str]]:
+    """Intent specs -> each one's predicted intents on ``test``: every head kind is fitted
+    once on ``train`` and temperature-calibrated on ``calib`` (as ``fit_heads`` does), then
+    blended with the heuristic at each spec's weights (``router_service.intent_blend``)."""
+    from training.model.calibrators import TemperatureScaler
+
+    cands = [parse_intent_candidate(s) for s in specs]
+    probs: dict[str, np.ndarray] = {}
+    for kind in dict.fromkeys(c.kind for c in cands):
+        logits = _intent_scorer(d, kind)(train)
+        temperature = TemperatureScaler()
+        if len(calib):
+            temperature.fit(logits(calib), intent_labels(d.intents[calib]))
+        probs[kind] = temperature(logits(test))
+    out = {}
+    for spec, cand in zip(specs, cands, strict=True):
+        p = probs[cand.kind]
+        if cand.blended:
+            blend = IntentBlend(cand.h, cand.non_english)
+            p = blend.logits(p, d.h_probs[test], d.non_ascii[test])
+        out[spec] = [INTENTS[i] for i in np.asarray(p).argmax(axis=1)]
+    return out
 
 
 def _apgr(d: _Data, scores: np.ndarray, idx: np.ndarray) -> float:
@@ -254,9 +288,10 @@ def ood_table(
         truth = list(d.intents[fold.test])
         row: dict[str, Any] = {"family": "intent", "n": len(fold.test), "macro_f1": {}}
         detail = {"heuristic": intent_scores(truth, list(d.h_intent[fold.test]))}
-        for kind in intent_kinds:
-            pred = _intent_scorer(d, kind)(fold.train)(fold.test)
-            detail[f"intent_{kind}"] = intent_scores(truth, [INTENTS[i] for i in pred])
+        calib = fold.calib if fold.calib is not None else np.array([], np.int64)
+        preds = _intent_predictions(d, intent_kinds, fold.train, calib, fold.test)
+        for spec, pred in preds.items():
+            detail[f"intent_{spec}"] = intent_scores(truth, pred)
         row["macro_f1"] = {k: v["macro_f1"] for k, v in detail.items()}
         row["detail"] = detail
         intent_rows[fold.name] = row
@@ -337,23 +372,29 @@ def in_distribution(
         }
     labelled = corpus.frame["intent"].notna().to_numpy()
     tr = np.flatnonzero(labelled & corpus.mask("train"))
-    preds = {k: _intent_scorer(d, k)(tr) for k in intent_kinds}
+    ca = np.flatnonzero(labelled & corpus.mask("calib"))
     src = corpus.frame["intent_source"].to_numpy(object)
-    for name in INTENT_SOURCES:
-        idx = np.flatnonzero(labelled & corpus.mask("test") & (src == name))
-        if len(idx) < 20:
-            continue
+    tests = {
+        name: idx
+        for name in INTENT_SOURCES
+        if len(idx := np.flatnonzero(labelled & corpus.mask("test") & (src == name))) >= 20
+    }
+    every = np.concatenate(list(tests.values())) if tests else np.array([], np.int64)
+    preds = _intent_predictions(d, intent_kinds, tr, ca, every) if tests else {}
+    at = 0
+    for name, idx in tests.items():
         truth = list(d.intents[idx])
         out["intent"][name] = {
             "n": len(idx),
             "macro_f1": {
                 "heuristic": intent_scores(truth, list(d.h_intent[idx]))["macro_f1"],
                 **{
-                    f"intent_{k}": intent_scores(truth, [INTENTS[i] for i in p(idx)])["macro_f1"]
+                    f"intent_{k}": intent_scores(truth, p[at : at + len(idx)])["macro_f1"]
                     for k, p in preds.items()
                 },
             },
         }
+        at += len(idx)
     return out
 
 

@@ -17,7 +17,11 @@ import numpy as np
 
 from training.config import TrainConfig
 from training.data.corpus import Corpus
-from training.evaluate.candidates import parse_candidate
+from training.evaluate.candidates import (
+    intent_candidate_of,
+    parse_candidate,
+    parse_intent_candidate,
+)
 from training.evaluate.ood import ood_table
 from training.model.embed import StaticEmbedding
 
@@ -31,12 +35,8 @@ def select_heads(
 
 def apply_selection(cfg: TrainConfig, selection: dict[str, Any]) -> TrainConfig:
     """Config + selected candidates -> the config that trains them."""
-    intent = selection["selected"]["intent"]
-    return dataclasses.replace(
-        parse_candidate(selection["selected"]["strong"]).config(cfg),
-        intent_head="linear" if intent == "tuned" else intent,
-        tune_embedding=intent == "tuned",
-    )
+    strong = parse_candidate(selection["selected"]["strong"]).config(cfg)
+    return parse_intent_candidate(selection["selected"]["intent"]).config(strong)
 
 
 def selection_summary(selection: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -61,7 +61,10 @@ def shipped_table(
     intent rows from the selection (the shipped intent candidate's leave-one-source-out
     numbers) when there is one, else the shipped intent kind on this embedding."""
     # A tuned table saw every intent source: its intent folds re-tune per fold from ``base``.
-    intent_kind = "tuned" if cfg.tune_embedding and base is not None else cfg.intent_head
+    shipped = intent_candidate_of(cfg)
+    if shipped.kind == "tuned" and base is None:
+        shipped = dataclasses.replace(shipped, kind=cfg.intent_head)
+    intent_kind = shipped.spec
     kinds = [] if selection else [intent_kind]
     table = ood_table(corpus, X, cfg, [shipped_spec(cfg)], kinds, base)
     table = _rename_learned(table, shipped_spec(cfg), intent_kind)
@@ -115,6 +118,12 @@ def model_context(cfg: TrainConfig, manifest: dict[str, Any]) -> tuple[TrainConf
     if selection:
         cfg = apply_selection(cfg, selection)
     tuned = "tuned" in str(manifest.get("embedder", {}).get("source", ""))
-    cfg = dataclasses.replace(cfg, tune_embedding=tuned)
+    blend = manifest.get("intent_blend") or {}
+    cfg = dataclasses.replace(
+        cfg,
+        tune_embedding=tuned,
+        intent_blend_weight=float(blend.get("heuristic_weight", 0.0)),
+        intent_blend_non_english=blend.get("non_english_weight"),
+    )
     base = load_static(dataclasses.replace(cfg, static_from_model=None)) if tuned else None
     return cfg, base

@@ -1,14 +1,19 @@
 """Raw head scores + calibration labels -> calibrators: a temperature for the intent
 softmax, Platt's sigmoid for the strong-win score (both fitted by minimising the NLL on the
-calibration split; the exported graph applies them with the same formulas)."""
+calibration split; the exported graph applies them with the same formulas), and the
+temperature of the intent blend with the heuristic (``router_service.intent_blend``, applied
+after the graph by the serving scorer)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, softmax
+
+from router_service.intent_blend import IntentBlend
 
 
 @dataclass
@@ -60,3 +65,19 @@ class PlattScaler:
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         return expit(self.a * np.asarray(z, np.float64) + self.b)
+
+
+def fit_blend(
+    learned: np.ndarray,
+    heuristic: np.ndarray,
+    non_ascii: np.ndarray,
+    labels: np.ndarray,
+    weight: float,
+    non_english_weight: float,
+) -> IntentBlend:
+    """Calibrated learned probabilities, heuristic probabilities and non-ASCII shares of the
+    calibration split + intent labels -> the ``IntentBlend`` at these weights, its
+    temperature fitted by minimising the NLL of the blended softmax."""
+    blend = IntentBlend(weight, non_english_weight)
+    scaler = TemperatureScaler().fit(blend.logits(learned, heuristic, non_ascii), labels)
+    return dataclasses.replace(blend, temperature=scaler.temperature)

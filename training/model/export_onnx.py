@@ -366,6 +366,8 @@ def build_manifest(
             "intent": {"method": "temperature", "temperature": heads.temperature.temperature},
             "strong_win": {"method": "platt", "a": heads.platt.a, "b": heads.platt.b},
         },
+        # Applied by the serving scorer after the graph (router_service.intent_blend).
+        "intent_blend": heads.blend.to_manifest() if heads.blend is not None else None,
         "training_data": data,
         "selection": selection,
         "metrics": metrics,

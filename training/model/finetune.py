@@ -79,8 +79,9 @@ def tune_table(
     rng = np.random.default_rng(settings.seed)
     for epoch in range(settings.epochs):
         total = 0.0
+        order = rng.permutation(len(y))  # one pass over every row per epoch
         for start in range(0, len(y), settings.batch):
-            rows = rng.permutation(len(y))[start : start + settings.batch]
+            rows = order[start : start + settings.batch]
             loss = F.cross_entropy(linear(pooled(rows)), y[rows], weight=weight)
             opt_head.zero_grad()
             opt_table.zero_grad()

@@ -16,6 +16,7 @@ reproduces every raw score (trees with the same leaves, the same Gemms), so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from router_service.features import FEATURE_NAMES
+from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend, heuristic_probs
 from router_service.intents import INTENT_INDEX, INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
-from training.model.calibrators import PlattScaler, TemperatureScaler
+from training.model.calibrators import PlattScaler, TemperatureScaler, fit_blend
 from training.model.linear import LinearLogits, fit_linear
 
 MISSING_LOGIT = -30.0  # raw logit of an intent with no training example
@@ -288,6 +290,16 @@ class Heads:
     temperature: TemperatureScaler
     platt: PlattScaler
     stack: LinearStack | None = None
+    blend: IntentBlend | None = None  # applied after the graph (router_service.intent_blend)
+
+    def served_intents(
+        self, probs: np.ndarray, texts: Sequence[str], non_ascii: np.ndarray
+    ) -> np.ndarray:
+        """The graph's calibrated intent probabilities -> the served ones (blended with the
+        heuristic's when these heads carry a blend, as ``LearnedScorer`` does)."""
+        if self.blend is None:
+            return probs
+        return self.blend.apply(probs, heuristic_probs(texts), non_ascii)
 
     def intent_logits(self, X: np.ndarray) -> np.ndarray:
         """[N, D+F] -> raw intent logits (trees over [X || stacked log-probabilities], or
@@ -359,6 +371,23 @@ def fit_heads(
     )
     platt = PlattScaler().fit(strong_logit(strong, X[ca_w]), wins[ca_w])
     heads = Heads(intent, strong, temperature, platt, stack)
+    texts = frame["text"].to_numpy(object)
+    non_ascii = corpus.features[:, NON_ASCII_FEATURE].astype(np.float64)
+    ne = (
+        cfg.intent_blend_weight
+        if cfg.intent_blend_non_english is None
+        else cfg.intent_blend_non_english
+    )
+    if cfg.intent_blend_weight > 0 or ne > 0:
+        blend = fit_blend(
+            heads.predict(X[ca_i])[0],
+            heuristic_probs(list(texts[ca_i])),
+            non_ascii[ca_i],
+            intent_labels(intents[ca_i]),
+            cfg.intent_blend_weight,
+            ne,
+        )
+        heads = Heads(intent, strong, temperature, platt, stack, blend)
 
     from training.evaluate import metrics
 
@@ -366,6 +395,7 @@ def fit_heads(
         "temperature": temperature.temperature,
         "platt_a": platt.a,
         "platt_b": platt.b,
+        "intent_blend": heads.blend.to_manifest() if heads.blend is not None else None,
         "intent_head": heads.intent_kind,
         "strong_head": strong.kind,
         "intent_rounds": int(intent.n_iter_) if intent is not None else None,
@@ -383,6 +413,9 @@ def fit_heads(
         cal = heads.predict(X[mask])[pick]
         y = labels(mask)
         report[f"{name}_ece_before"] = metrics.ece(raw, y)
+        if name == "intent" and heads.blend is not None:
+            report["intent_ece_graph"] = metrics.ece(cal, y)  # before the blend
+            cal = heads.served_intents(cal, list(texts[mask]), non_ascii[mask])
         report[f"{name}_ece_after"] = metrics.ece(cal, y)
         report[f"{name}_reliability_after"] = [
             [None if np.isnan(v) else round(float(v), 4) for v in arr]

@@ -1,7 +1,8 @@
 """(exported model, numpy/sklearn reference) -> max |Δp| on real prompts; fail if too large.
 
 The reference is the training-side pipeline: ``scored_text`` + ``handcrafted_features`` ->
-numpy pooling of the static table -> sklearn heads -> calibrators. The candidate is the
+numpy pooling of the static table -> sklearn heads -> calibrators (-> the heuristic blend,
+when the heads carry one: the same code on both sides). The candidate is the
 serving path, ``LearnedScorer`` (tokenizers + onnxruntime), both batched (``predict_batch``)
 and one request at a time (``score``). Odd inputs (empty, whitespace, very long, binary
 junk, non-English, list-of-parts content) are always part of the sample."""
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from router_service.features import handcrafted_features, messages_from_payload, scored_text
+from router_service.intent_blend import NON_ASCII_FEATURE
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
 from training.model.embed import StaticEmbedding
@@ -50,7 +52,8 @@ def reference_predict(
     feats = np.array(
         [handcrafted_features(m, t) for m, t in zip(batch, texts, strict=True)], np.float32
     )
-    return heads.predict(design_matrix(embedder.embed(texts), feats))
+    probs, win = heads.predict(design_matrix(embedder.embed(texts), feats))
+    return heads.served_intents(probs, texts, feats[:, NON_ASCII_FEATURE].astype(np.float64)), win
 
 
 def check_parity(
