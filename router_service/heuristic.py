@@ -270,12 +270,13 @@ def _length_points(n_tokens: int) -> float:
 
 
 def _evidence(
-    text: str, lowered: str
+    text: str, lowered: str, with_structure: bool = True
 ) -> tuple[dict[str, float], list[str], dict[str, float], float]:
-    """Scored text -> (keyword hits per channel, words, intent evidence, structure points)."""
+    """Scored text -> (keyword hits per channel, words, intent evidence, structure points;
+    0 and no structural evidence when ``with_structure`` is false)."""
     found, words = _hits(lowered)
     evidence = {name: found[name] for name in INTENTS if name in found}
-    structure = _structure(text, lowered, evidence)
+    structure = _structure(text, lowered, evidence) if with_structure else 0.0
     if lowered.endswith("?") or lowered.endswith("？"):
         evidence["knowledge_qa"] = evidence.get("knowledge_qa", 0.0) + 0.5
     return found, words, evidence, structure
@@ -309,12 +310,13 @@ class HeuristicScorer:
             logger.exception("heuristic scorer failed; returning the default scores")
             return _default_scores()
 
-    def intent_probs(self, text: str) -> list[float]:
+    def intent_probs(self, text: str, structure: bool = True) -> list[float]:
         """Scored text (``features.scored_text``) -> this scorer's intent probabilities in
-        ``INTENTS`` order, without the complexity score (what the learned scorer blends with,
-        ``router_service.intent_blend``)."""
+        ``INTENTS`` order, without the complexity score. ``structure=False`` leaves out the
+        structural evidence (code, stack traces, formulas, JSON) and keeps the keywords: what
+        the learned scorer blends with (``router_service.intent_blend``)."""
         try:
-            _, words, evidence, _ = _evidence(text, text.lower())
+            _, words, evidence, _ = _evidence(text, text.lower(), structure)
             probs = _intent_distribution(evidence, words, text)
         except Exception:  # never fail a request
             logger.exception("heuristic intent scoring failed; returning uniform probabilities")

@@ -1,5 +1,5 @@
-"""(learned intent probabilities, heuristic intent probabilities, non-ASCII share) ->
-blended, calibrated intent probabilities.
+"""(learned intent probabilities, scored text, non-ASCII share) -> intent probabilities
+blended with the heuristic's and re-calibrated.
 
 A product of experts: ``softmax((log p_learned + w * log p_heuristic) / T)``. The learned
 head reads a static English WordPiece table; the heuristic reads keywords and structure
@@ -9,7 +9,16 @@ intent macro-F1 for every weight in the config's candidates). Text whose non-ASC
 above ``non_ascii_threshold`` (mostly WordPiece ``[UNK]`` for the table) gets its own weight,
 ``non_english_weight``. ``T`` re-calibrates the blend on the calibration split.
 
-The blend is part of the model: the manifest's ``intent_blend`` carries it, the serving
+The heuristic contributes its keyword evidence only (``HeuristicScorer.intent_probs(text,
+structure=False)``: the learned head already sees code, stack traces and formulas, and
+counting them twice hurts) read on a short view of the scored text, its first ``head_chars``
+and last ``tail_chars`` characters: the instruction words sit there, and the view bounds the
+cost (~50 µs) whatever the prompt's length. Chosen out of distribution (weights 0.5 / 4,
+mean / worst leave-one-source-out intent macro-F1 over the six intent folds): keywords on
+the 200 + 80 view 0.495 / 0.351; with the structural evidence 0.488 / 0.321; with it on the
+whole 1000 + 300 scored text 0.487 / 0.321; keywords on 120 + 60 0.492 / 0.350.
+
+The blend is part of the model: the manifest's ``intent_blend`` carries it, and the serving
 scorer (``router_service.learned``) and the training reference (``training.model.parity``)
 both apply this code. numpy only."""
 
@@ -17,21 +26,25 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from router_service.features import FEATURE_NAMES
+from router_service.features import FEATURE_NAMES, budget_text
 from router_service.heuristic import HeuristicScorer
 from router_service.intents import INTENTS
 
-# Heuristic probabilities are floored before the log: its prior keeps them above ~0.005, so
-# the floor only guards a malformed input against log(0).
-FLOOR = 1e-4
 NON_ASCII_THRESHOLD = 0.1  # the same cut as the OOD table's "sharegpt_non_english" bucket
 NON_ASCII_FEATURE = FEATURE_NAMES.index("non_ascii_ratio")  # the feature column it reads
+VIEW_HEAD_CHARS, VIEW_TAIL_CHARS = 200, 80  # the heuristic's view of the scored text
+# Floors before the log. The heuristic's prior keeps its probabilities above ~0.005, so its
+# floor only guards a malformed input against log(0).
+FLOOR = 1e-4
+_TINY = sys.float_info.min
+_LOG_FLOOR, _LOG_TINY = math.log(FLOOR), math.log(_TINY)
 
 
 @dataclass(frozen=True)
@@ -40,13 +53,18 @@ class IntentBlend:
     non_english_weight: float
     non_ascii_threshold: float = NON_ASCII_THRESHOLD
     temperature: float = 1.0
+    head_chars: int = VIEW_HEAD_CHARS
+    tail_chars: int = VIEW_TAIL_CHARS
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value < 0:
                 raise ValueError(f"intent_blend.{name} must be a finite number >= 0, got {value!r}")
         if self.temperature <= 0:
             raise ValueError(f"intent_blend.temperature must be > 0, got {self.temperature!r}")
+        if not (isinstance(self.head_chars, int) and isinstance(self.tail_chars, int)):
+            raise ValueError("intent_blend.head_chars and tail_chars must be integers")
 
     @classmethod
     def from_manifest(cls, entry: Any) -> IntentBlend | None:
@@ -68,6 +86,18 @@ class IntentBlend:
     def to_manifest(self) -> dict[str, float]:
         return asdict(self)
 
+    # --- the heuristic's side ---------------------------------------------------------------
+
+    def view(self, text: str) -> str:
+        """Scored text -> the part the heuristic reads."""
+        return budget_text(text, self.head_chars, self.tail_chars)
+
+    def heuristic(self, texts: Sequence[str]) -> np.ndarray:
+        """Scored texts -> the heuristic's intent probabilities on this view [N, K]."""
+        return view_probs(texts, self.head_chars, self.tail_chars)
+
+    # --- the blend --------------------------------------------------------------------------
+
     def weights(self, non_ascii: np.ndarray) -> np.ndarray:
         """Non-ASCII shares [N] -> the heuristic's weight per row [N]."""
         return np.where(
@@ -80,8 +110,8 @@ class IntentBlend:
         self, learned: np.ndarray, heuristic: np.ndarray, non_ascii: np.ndarray
     ) -> np.ndarray:
         """[N, K] learned probs, [N, K] heuristic probs, [N] non-ASCII shares -> the blend's
-        logits before the temperature (its argmax is the blended intent)."""
-        log_l = np.log(np.maximum(np.asarray(learned, np.float64), np.finfo(np.float64).tiny))
+        logits before the temperature (their argmax is the blended intent)."""
+        log_l = np.log(np.maximum(np.asarray(learned, np.float64), _TINY))
         log_h = np.log(np.maximum(np.asarray(heuristic, np.float64), FLOOR))
         return log_l + self.weights(non_ascii)[:, None] * log_h
 
@@ -94,13 +124,42 @@ class IntentBlend:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
+    def blend_texts(
+        self, learned: np.ndarray, texts: Sequence[str], non_ascii: np.ndarray
+    ) -> np.ndarray:
+        """[N, K] learned probabilities of these scored texts -> the served ones."""
+        return self.apply(learned, self.heuristic(texts), non_ascii)
 
-def heuristic_probs(texts: Sequence[str]) -> np.ndarray:
-    """Scored texts -> the heuristic's intent probabilities [N, K] (``INTENTS`` order)."""
+    def blend_one(self, learned: Sequence[float], text: str, non_ascii: float) -> list[float]:
+        """``blend_texts`` for one request, in plain Python: on 14 values numpy's per-call
+        overhead would cost more than the arithmetic."""
+        heuristic = _heuristic().intent_probs(self.view(text), False)
+        w = (
+            self.non_english_weight
+            if non_ascii > self.non_ascii_threshold
+            else self.heuristic_weight
+        )
+        inv_t = 1.0 / self.temperature
+        wt, log = w * inv_t, math.log
+        z = [
+            (log(p) if p > _TINY else _LOG_TINY) * inv_t
+            + (log(h) if h > FLOOR else _LOG_FLOOR) * wt
+            for p, h in zip(learned, heuristic, strict=True)
+        ]
+        top = max(z)
+        e = [math.exp(v - top) for v in z]
+        total = sum(e)
+        return [v / total for v in e]
+
+
+def view_probs(
+    texts: Sequence[str], head_chars: int = VIEW_HEAD_CHARS, tail_chars: int = VIEW_TAIL_CHARS
+) -> np.ndarray:
+    """Scored texts -> the heuristic's intent probabilities on their view [N, K]
+    (``INTENTS`` order)."""
     scorer = _heuristic()
-    return np.array([scorer.intent_probs(t) for t in texts], np.float64).reshape(
-        len(texts), len(INTENTS)
-    )
+    rows = [scorer.intent_probs(budget_text(t, head_chars, tail_chars), False) for t in texts]
+    return np.array(rows, np.float64).reshape(len(texts), len(INTENTS))
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from router_service.features import (
     handcrafted_features,
     scored_text,
 )
-from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend, heuristic_probs
+from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend
 from router_service.intents import INTENTS
 from router_service.wordpiece import FastWordPiece
 
@@ -194,19 +194,14 @@ class LearnedScorer:
         text = scored_text(messages)
         feats = handcrafted_features(messages, text)
         probs, win, n = self._run_one(text, feats)
+        values: list[float] = probs[0].tolist()
         if self.blend is not None:
-            probs = self._blended(probs, [text], np.array([feats[NON_ASCII_FEATURE]]))
-        return self._scores(probs[0], float(win[0]), n)
-
-    def _blended(
-        self, probs: np.ndarray, texts: Sequence[str], non_ascii: np.ndarray
-    ) -> np.ndarray:
-        assert self.blend is not None
-        return self.blend.apply(probs, heuristic_probs(texts), non_ascii)
+            values = self.blend.blend_one(values, text, feats[NON_ASCII_FEATURE])
+        return self._scores(values, float(win[0]), n)
 
     @staticmethod
-    def _scores(probs: np.ndarray, win: float, n_tokens: int) -> Scores:
-        values: list[float] = probs.tolist()  # a softmax: sums to 1 within float32 rounding
+    def _scores(values: list[float], win: float, n_tokens: int) -> Scores:
+        # a softmax: sums to 1 within float32 rounding
         total = sum(values)
         if not 0.9999 < total < 1.0001 and total > 0 and math.isfinite(total):
             values = [v / total for v in values]
@@ -242,7 +237,7 @@ class LearnedScorer:
                 self._outputs, {"input_ids": id_arr, "attention_mask": mask, "features": feats}
             )
             if self.blend is not None:
-                probs = self._blended(probs, texts, feats[:, NON_ASCII_FEATURE])
+                probs = self.blend.blend_texts(probs, texts, feats[:, NON_ASCII_FEATURE])
             probs_out[start : start + len(chunk)] = probs
             win_out[start : start + len(chunk)] = win
             n_out[start : start + len(chunk)] = [len(i) for i in ids]
@@ -252,5 +247,6 @@ class LearnedScorer:
         """Many conversations -> one ``Scores`` each (batched onnxruntime calls)."""
         probs, win, n_tokens = self.predict_batch(batch)
         return [
-            self._scores(p, float(w), int(n)) for p, w, n in zip(probs, win, n_tokens, strict=True)
+            self._scores(p.tolist(), float(w), int(n))
+            for p, w, n in zip(probs, win, n_tokens, strict=True)
         ]

@@ -26,6 +26,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path
         out_dir=str(tmp / "model"),
         report_dir=str(tmp / "reports"),
         mlflow_tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        # one blended candidate, so the blend is trained, exported, checked for parity and
+        # served here (the unblended heads are built by test_training_parity)
+        intent_candidates=("tuned@h=0.5,ne=4",),
     )
     if not cfg.resolved_routellm_dir().is_dir():
         pytest.skip(f"RouteLLM data not found at {cfg.resolved_routellm_dir()}")
@@ -50,13 +53,24 @@ def test_model_directory_is_complete_and_loadable(trained) -> None:
     assert manifest["embedder"]["type"] == "static"
     assert manifest["training_data"]["snapshot"]
     assert manifest["parity"]["ok"] is True
+    blend = manifest["intent_blend"]
+    assert (blend["heuristic_weight"], blend["non_english_weight"]) == (0.5, 4.0)
+    assert manifest["selection"]["selected"]["intent"] == "tuned@h=0.5,ne=4"
     assert manifest["metrics"]["intent_accuracy"] >= 0
     scorer = LearnedScorer.load(out)
     assert scorer.version == result.model_version
     s = scorer.score(messages_from_payload("Write a Python function that reverses a list."))
     assert abs(sum(s.intent_scores.values()) - 1) < 1e-5
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
-    for words in ("APGR", "ECE", "Latency", "Limitations", "0.603", result.model_version):
+    for words in (
+        "APGR",
+        "ECE",
+        "Latency",
+        "Limitations",
+        "0.603",
+        "heuristic's to the power",
+        result.model_version,
+    ):
         assert words in card
 
 

@@ -158,10 +158,11 @@ class TrainConfig:
         "tuned@h=0.25",
         "tuned@h=0.5",
         "tuned@h=1",
-        "tuned@h=0.5,ne=2",
-        "tuned@h=1,ne=2",
+        "tuned@h=0.5,ne=4",
+        "tuned@h=0.75,ne=4",
+        "tuned@h=1,ne=4",
         "linear",
-        "linear@h=0.5,ne=2",
+        "linear@h=0.5,ne=4",
         "hgb",
     )
     knn_k: int = 25  # kNN-on-embeddings routing baseline
@@ -225,7 +226,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "parity_prompts": 200,
         "tune_epochs": 1,
         "strong_candidates": ("gain", "gain@rows,c=0.0003", "linear"),
-        "intent_candidates": ("tuned", "tuned@h=0.5,ne=2", "linear"),
+        "intent_candidates": ("tuned", "tuned@h=0.5,ne=4", "linear"),
     },
 }
 

@@ -31,7 +31,12 @@ import numpy as np
 
 from router_service.features import FEATURE_NAMES
 from router_service.heuristic import HeuristicScorer
-from router_service.intent_blend import NON_ASCII_FEATURE, NON_ASCII_THRESHOLD, IntentBlend
+from router_service.intent_blend import (
+    NON_ASCII_FEATURE,
+    NON_ASCII_THRESHOLD,
+    IntentBlend,
+    view_probs,
+)
 from router_service.intents import INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
@@ -139,7 +144,7 @@ class _Data:
         scores = [heuristic.score(m) for m in f["messages"]]
         self.h_win = np.array([s.strong_win_rate for s in scores])
         self.h_intent = np.array([s.intent for s in scores], object)
-        self.h_probs = np.array([[s.intent_scores[i] for i in INTENTS] for s in scores])
+        self.h_view = view_probs(list(f["text"]))  # what an intent blend reads
         self.non_ascii = corpus.features[:, NON_ASCII_FEATURE].astype(np.float64)
 
 
@@ -201,7 +206,7 @@ def _intent_predictions(
         p = probs[cand.kind]
         if cand.blended:
             blend = IntentBlend(cand.h, cand.non_english)
-            p = blend.logits(p, d.h_probs[test], d.non_ascii[test])
+            p = blend.logits(p, d.h_view[test], d.non_ascii[test])
         out[spec] = [INTENTS[i] for i in np.asarray(p).argmax(axis=1)]
     return out
 

@@ -7,6 +7,7 @@ after the graph by the serving scorer)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,15 +70,16 @@ class PlattScaler:
 
 def fit_blend(
     learned: np.ndarray,
-    heuristic: np.ndarray,
+    texts: Sequence[str],
     non_ascii: np.ndarray,
     labels: np.ndarray,
     weight: float,
     non_english_weight: float,
 ) -> IntentBlend:
-    """Calibrated learned probabilities, heuristic probabilities and non-ASCII shares of the
-    calibration split + intent labels -> the ``IntentBlend`` at these weights, its
-    temperature fitted by minimising the NLL of the blended softmax."""
+    """Calibrated learned probabilities, scored texts and non-ASCII shares of the calibration
+    split + intent labels -> the ``IntentBlend`` at these weights, its temperature fitted by
+    minimising the NLL of the blended softmax."""
     blend = IntentBlend(weight, non_english_weight)
-    scaler = TemperatureScaler().fit(blend.logits(learned, heuristic, non_ascii), labels)
+    logits = blend.logits(learned, blend.heuristic(texts), non_ascii)
+    scaler = TemperatureScaler().fit(logits, labels)
     return dataclasses.replace(blend, temperature=scaler.temperature)

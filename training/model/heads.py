@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from router_service.features import FEATURE_NAMES
-from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend, heuristic_probs
+from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend
 from router_service.intents import INTENT_INDEX, INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
@@ -299,7 +299,7 @@ class Heads:
         heuristic's when these heads carry a blend, as ``LearnedScorer`` does)."""
         if self.blend is None:
             return probs
-        return self.blend.apply(probs, heuristic_probs(texts), non_ascii)
+        return self.blend.blend_texts(probs, texts, non_ascii)
 
     def intent_logits(self, X: np.ndarray) -> np.ndarray:
         """[N, D+F] -> raw intent logits (trees over [X || stacked log-probabilities], or
@@ -381,7 +381,7 @@ def fit_heads(
     if cfg.intent_blend_weight > 0 or ne > 0:
         blend = fit_blend(
             heads.predict(X[ca_i])[0],
-            heuristic_probs(list(texts[ca_i])),
+            list(texts[ca_i]),
             non_ascii[ca_i],
             intent_labels(intents[ca_i]),
             cfg.intent_blend_weight,
