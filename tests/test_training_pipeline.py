@@ -68,7 +68,7 @@ def test_model_directory_is_complete_and_loadable(trained) -> None:
         "Latency",
         "Limitations",
         "0.603",
-        "heuristic's to the power",
+        "heuristic's keyword-only",
         result.model_version,
     ):
         assert words in card

@@ -44,10 +44,11 @@ def _blend_note(blend: Mapping[str, Any] | None) -> str:
         if ne != w
         else _f(w, 2)
     )
+    view = f"first {blend.get('head_chars')} + last {blend.get('tail_chars')} characters"
     return (
-        "; served intent = that head's probabilities times the heuristic's to the power "
-        f"{where}, renormalised (`router_service.intent_blend`; weights chosen on held-out "
-        "sources)"
+        "; served intent = that head's probabilities times the heuristic's keyword-only "
+        f"probabilities (on the {view}) to the power {where}, re-calibrated "
+        "(`router_service.intent_blend`; weights chosen on held-out sources)"
     )
 
 

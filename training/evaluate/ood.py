@@ -17,7 +17,9 @@ source and are scored on every uncontaminated row of the held-out one):
 Scorers: random, prompt length, the heuristic, kNN on the embedding (strong-win) and one
 learned model per candidate (keys ``learned_<spec>`` for strong-win candidates, whose specs
 ``training.evaluate.candidates`` parses: head kind, data, row weighting, regularisation;
-``intent_<kind>`` for intent candidates). ``select_*`` pick the candidate with the best mean
+``intent_<spec>`` for intent candidates: head kind and blend weights with the heuristic, each
+kind fitted once per fold, temperature-calibrated on the calibration rows of the fold's
+training sources and blended at every weight). ``select_*`` pick the candidate with the best mean
 of the family means (ties: the first listed); the in-distribution score (train split -> test split
 of the same sources) is reported beside every OOD number, never instead of it."""
 
