@@ -130,10 +130,15 @@ class IntentBlend:
         """[N, K] learned probabilities of these scored texts -> the served ones."""
         return self.apply(learned, self.heuristic(texts), non_ascii)
 
-    def blend_one(self, learned: Sequence[float], text: str, non_ascii: float) -> list[float]:
-        """``blend_texts`` for one request, in plain Python: on 14 values numpy's per-call
+    def heuristic_one(self, text: str) -> list[float]:
+        """One scored text -> the heuristic's intent probabilities on this view."""
+        return _heuristic().intent_probs(self.view(text), False)
+
+    def blend_one(
+        self, learned: Sequence[float], heuristic: Sequence[float], non_ascii: float
+    ) -> list[float]:
+        """``apply`` for one request, in plain Python: on 14 values numpy's per-call
         overhead would cost more than the arithmetic."""
-        heuristic = _heuristic().intent_probs(self.view(text), False)
         w = (
             self.non_english_weight
             if non_ascii > self.non_ascii_threshold

@@ -196,7 +196,8 @@ class LearnedScorer:
         probs, win, n = self._run_one(text, feats)
         values: list[float] = probs[0].tolist()
         if self.blend is not None:
-            values = self.blend.blend_one(values, text, feats[NON_ASCII_FEATURE])
+            heuristic = self.blend.heuristic_one(text)
+            values = self.blend.blend_one(values, heuristic, feats[NON_ASCII_FEATURE])
         return self._scores(values, float(win[0]), n)
 
     @staticmethod
