@@ -19,6 +19,8 @@ phrases or ``~substrings`` (for scripts without spaces and symbols such as ``c++
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import re
@@ -45,6 +47,10 @@ _PRIOR = 0.1  # every intent keeps a little mass
 _DEFAULT_MASS = 1.5  # given to the default intent when no rule fires
 _LONG_CHITCHAT_WORDS = 12  # greetings in front of a real request are not chitchat
 _TASK_EVIDENCE = 4.0
+# Bump when ``_hits`` or ``_intent_distribution`` change what they compute: a learned model
+# that blends with the keyword intents records ``intent_rules_fingerprint()`` and is refused
+# by a router whose rules differ (router_service.intent_blend).
+_INTENT_LOGIC_VERSION = 1
 
 _Hits = list[tuple[str, float]]
 
@@ -295,6 +301,21 @@ def _intent_distribution(
         raw["chitchat" if short else "knowledge_qa"] += _DEFAULT_MASS
     total = sum(raw.values())
     return {name: value / total for name, value in raw.items()}
+
+
+def intent_rules_fingerprint(terms: Mapping[str, Mapping[float, str]] = INTENT_TERMS) -> str:
+    """Intent keyword tables (the scorer's own by default) -> 16 hex digits naming what
+    ``intent_probs(text, structure=False)`` computes with them: the tables, the positional
+    weights and the logic version."""
+    parts = {
+        "version": _INTENT_LOGIC_VERSION,
+        "terms": {c: {str(w): t for w, t in ts.items()} for c, ts in terms.items()},
+        "weights": [_HEAD_WORDS, _HEAD_LINE_WORDS, _TAIL_WORDS, _TAIL_CHARS, _HEAD, _TAIL],
+        "mass": [_BODY, _BODY_CAP, _PRIOR, _DEFAULT_MASS, _LONG_CHITCHAT_WORDS, _TASK_EVIDENCE],
+        "stem_key": _STEM_KEY,
+    }
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 class HeuristicScorer:

@@ -18,9 +18,11 @@ mean / worst leave-one-source-out intent macro-F1 over the six intent folds): ke
 the 200 + 80 view 0.495 / 0.351; with the structural evidence 0.488 / 0.321; with it on the
 whole 1000 + 300 scored text 0.487 / 0.321; keywords on 120 + 60 0.492 / 0.350.
 
-The blend is part of the model: the manifest's ``intent_blend`` carries it, and the serving
-scorer (``router_service.learned``) and the training reference (``training.model.parity``)
-both apply this code. numpy only."""
+The blend is part of the model: the manifest's ``intent_blend`` carries it, with the
+fingerprint of the keyword rules it was fitted against (a router with other rules refuses the
+model rather than serve a blend nobody measured), and the serving scorer
+(``router_service.learned``) and the training reference (``training.model.parity``) both
+apply this code. numpy only."""
 
 from __future__ import annotations
 
@@ -28,13 +30,13 @@ import functools
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from router_service.features import FEATURE_NAMES, budget_text
-from router_service.heuristic import HeuristicScorer
+from router_service.heuristic import HeuristicScorer, intent_rules_fingerprint
 from router_service.intents import INTENTS
 
 NON_ASCII_THRESHOLD = 0.1  # the same cut as the OOD table's "sharegpt_non_english" bucket
@@ -55,9 +57,13 @@ class IntentBlend:
     temperature: float = 1.0
     head_chars: int = VIEW_HEAD_CHARS
     tail_chars: int = VIEW_TAIL_CHARS
+    # The keyword rules the weights were fitted against (``intent_rules_fingerprint``).
+    rules: str = field(default_factory=intent_rules_fingerprint)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
+            if name == "rules":
+                continue
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if not ok or not math.isfinite(value) or value < 0:
                 raise ValueError(f"intent_blend.{name} must be a finite number >= 0, got {value!r}")
@@ -79,11 +85,18 @@ class IntentBlend:
         if unknown:
             raise ValueError(f"intent_blend has unknown fields {unknown}")
         try:
-            return cls(**{k: entry[k] for k in known if k in entry})
+            blend = cls(**{k: entry[k] for k in known if k in entry})
         except TypeError as exc:
             raise ValueError(f"intent_blend: {exc}") from None
+        here = intent_rules_fingerprint()
+        if entry.get("rules") != here:
+            raise ValueError(
+                f"intent_blend.rules is {entry.get('rules')!r}, this router's heuristic keyword "
+                f"rules are {here!r}: the model was fitted against other rules, retrain it"
+            )
+        return blend
 
-    def to_manifest(self) -> dict[str, float]:
+    def to_manifest(self) -> dict[str, float | str]:
         return asdict(self)
 
     # --- the heuristic's side ---------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from test_training_parity import build_model
 
 from router_service.features import handcrafted_features, messages_from_payload, scored_text
-from router_service.heuristic import HeuristicScorer
+from router_service.heuristic import HeuristicScorer, intent_rules_fingerprint
 from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend, view_probs
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer, ModelLoadError
@@ -77,6 +77,25 @@ def test_blend_temperature_is_fitted_on_labels() -> None:
 def test_malformed_manifest_entries_are_refused(entry: object, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         IntentBlend.from_manifest(entry)
+
+
+def test_a_blend_fitted_against_other_keyword_rules_is_refused() -> None:
+    entry = IntentBlend(0.5, 4.0).to_manifest()
+    assert entry["rules"] == intent_rules_fingerprint()
+    for rules in ("0123456789abcdef", None):
+        stale = {**entry, "rules": rules}
+        if rules is None:
+            del stale["rules"]
+        with pytest.raises(ValueError, match="fitted against other rules, retrain"):
+            IntentBlend.from_manifest(stale)
+
+
+def test_the_rules_fingerprint_follows_the_keyword_tables() -> None:
+    from router_service.heuristic_rules import INTENT_TERMS
+
+    assert intent_rules_fingerprint() == intent_rules_fingerprint(INTENT_TERMS)
+    added = {**INTENT_TERMS, "chitchat": {**INTENT_TERMS["chitchat"], 9.0: "a new term"}}
+    assert intent_rules_fingerprint(added) != intent_rules_fingerprint()
 
 
 def test_manifest_round_trip() -> None:
