@@ -50,7 +50,7 @@ BASELINE = "heuristic"
 FAST = ("learned", "heuristic")
 SLOW = ("learned_transformer", "minilm_sklearn")
 ORDER = ("learned", "heuristic", "learned_transformer", "minilm_sklearn")
-STAGES = ("text+features", "tokenize", "tokenize+onnx", "score")
+STAGES = ("text+features", "tokenize", "tokenize+onnx", "intent blend", "score")
 
 
 @dataclass(frozen=True)
@@ -219,16 +219,19 @@ def learned_stages(
 ) -> dict[str, dict[str, float]]:
     """Where the learned scorer's time goes, per bucket (p50 µs of each stage, one call at a
     time): scored text + hand-crafted features, WordPiece tokenization, tokenization + the
-    onnxruntime call (``LearnedScorer._run_one``), and the whole ``score``."""
+    onnxruntime call (``LearnedScorer._run_one``), the blend with the heuristic's keyword
+    intents when the model carries one (``router_service.intent_blend``, timed right after
+    the graph, as ``score`` runs it), and the whole ``score``."""
     from router_service.features import handcrafted_features, scored_text
+    from router_service.intent_blend import NON_ASCII_FEATURE as NON_ASCII
 
     if not (hasattr(scorer, "_ids") and hasattr(scorer, "_run_one")):
         return {}
     clock = time.perf_counter_ns
     out: dict[str, dict[str, float]] = {}
     for bucket, texts in buckets.items():
-        stages: dict[str, list[float]] = {"text+features": [], "tokenize": [], "tokenize+onnx": []}
-        stages["score"] = []
+        stages: dict[str, list[float]] = {k: [] for k in STAGES}
+        blend = getattr(scorer, "blend", None)
         for t in list(texts)[:n]:
             msgs = [{"role": "user", "content": t}]
             t0 = clock()
@@ -237,14 +240,19 @@ def learned_stages(
             t1 = clock()
             scorer._ids(text)
             t2 = clock()
-            scorer._run_one(text, feats)
+            probs, _, _ = scorer._run_one(text, feats)
             t3 = clock()
-            scorer.score(msgs)
+            if blend is not None:
+                blend.blend_one(probs[0].tolist(), blend.heuristic_one(text), feats[NON_ASCII])
             t4 = clock()
+            scorer.score(msgs)
+            t5 = clock()
             stages["text+features"].append((t1 - t0) / 1e3)
             stages["tokenize"].append((t2 - t1) / 1e3)
             stages["tokenize+onnx"].append((t3 - t2) / 1e3)
-            stages["score"].append((t4 - t3) / 1e3)
+            if blend is not None:
+                stages["intent blend"].append((t4 - t3) / 1e3)
+            stages["score"].append((t5 - t4) / 1e3)
         out[bucket] = {k: float(np.percentile(v, 50)) for k, v in stages.items() if v}
     return out
 
