@@ -13,21 +13,10 @@ from typing import Any
 import httpx
 import openai
 
+from fakes.headers import ROUTER_HEADERS
 from fakes.llm import hanging_stream, openai_chunk, openai_completion, sse
 from fakes.server import Reply
 
-ROUTER_HEADERS = (
-    "x-router-tier",
-    "x-router-model",
-    "x-router-intent",
-    "x-router-confidence",
-    "x-router-decision-us",
-    "x-router-scorer",
-    "x-router-request-id",
-    "x-router-model-version",
-    "x-router-strong-win-rate",
-    "x-router-reason",
-)
 WEATHER_TOOL = {
     "type": "function",
     "name": "get_weather",

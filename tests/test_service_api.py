@@ -10,16 +10,7 @@ import httpx
 import openai
 import pytest
 
-ROUTER_HEADERS = (
-    "x-router-tier",
-    "x-router-model",
-    "x-router-intent",
-    "x-router-confidence",
-    "x-router-decision-us",
-    "x-router-scorer",
-    "x-router-request-id",
-    "x-router-model-version",
-)
+from fakes.headers import ROUTER_HEADERS
 
 
 def client(router: Any, **kw: Any) -> openai.OpenAI:
