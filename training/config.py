@@ -183,6 +183,12 @@ class TrainConfig:
         self.judge_score_bar = check_score_bar(self.judge_score_bar)
 
     # --- helpers ---------------------------------------------------------------------------
+    @property
+    def intent_blend_weights(self) -> tuple[float, float]:
+        """-> (the heuristic's blend weight, its weight on mostly non-ASCII text)."""
+        ne = self.intent_blend_non_english
+        return self.intent_blend_weight, self.intent_blend_weight if ne is None else ne
+
     def path(self, value: str | os.PathLike[str]) -> Path:
         """A config path -> absolute path (relative ones are under the repository root)."""
         p = Path(value).expanduser()

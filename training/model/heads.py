@@ -373,18 +373,14 @@ def fit_heads(
     heads = Heads(intent, strong, temperature, platt, stack)
     texts = frame["text"].to_numpy(object)
     non_ascii = corpus.features[:, NON_ASCII_FEATURE].astype(np.float64)
-    ne = (
-        cfg.intent_blend_weight
-        if cfg.intent_blend_non_english is None
-        else cfg.intent_blend_non_english
-    )
-    if cfg.intent_blend_weight > 0 or ne > 0:
+    weight, ne = cfg.intent_blend_weights
+    if weight > 0 or ne > 0:
         blend = fit_blend(
             heads.predict(X[ca_i])[0],
             list(texts[ca_i]),
             non_ascii[ca_i],
             intent_labels(intents[ca_i]),
-            cfg.intent_blend_weight,
+            weight,
             ne,
         )
         heads = Heads(intent, strong, temperature, platt, stack, blend)
