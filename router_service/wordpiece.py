@@ -8,12 +8,13 @@ decision budget on long prompts. For an uncased BERT pipeline the work splits cl
   time (lowercase, strip accents, pad CJK ideographs with spaces), and the pre-tokenizer
   never joins across whitespace. So after deleting the control characters, a text can be
   cut at whitespace and each piece tokenized on its own with the same result.
-* On ASCII the normalizer and pre-tokenizer reduce to "lowercase, then split into runs of
-  letters/digits and single punctuation characters", which one regex does in C; each
-  resulting word goes through the tokenizer's own WordPiece model once and is cached.
-* The whitespace-delimited pieces that contain non-ASCII characters (``don’t``, ``café``,
-  a line of Chinese) go through the full tokenizer, one piece at a time; short pieces
-  are cached like words.
+* So the text is cut at (Python's) whitespace, and each token is looked up in a cache
+  whose misses are computed once. On an ASCII token the normalizer and pre-tokenizer
+  reduce to "lowercase, then split into runs of letters/digits and single punctuation
+  characters" (one regex), each word through the tokenizer's own WordPiece model, itself
+  cached. A token with a non-ASCII character (``don’t``, ``café``, a line of Chinese)
+  goes through the full tokenizer. A whole text then maps through ``dict.__getitem__``
+  in C; tokens past ``max_tokens`` are never looked up.
 
 The ids are therefore ``Tokenizer.encode(text, add_special_tokens=False).ids[:max_tokens]``
 by construction (tests check it on thousands of real prompts and random Unicode strings).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from itertools import chain, islice
 from typing import Any
 
@@ -36,10 +38,8 @@ _ASCII_WORDS = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
 # first also removes the only characters Python calls whitespace and BERT does not
 # (\x0b \x0c \x1c-\x1f \x85), so Python's whitespace is BERT's from then on.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_NON_SPACE_RUN = re.compile(r"\S*")
 MAX_CACHED_WORDS = 200_000
-MAX_CACHED_PIECE_CHARS = 32  # longer non-ASCII pieces are sentences, not words: not cached
+MAX_CACHED_PIECE_CHARS = 32  # longer tokens are URLs or sentences, not words: not cached
 
 
 def tokenizable(text: str) -> str:
@@ -71,25 +71,6 @@ def bert_uncased(tokenizer: Tokenizer) -> bool:
     )
 
 
-def non_ascii_pieces(text: str) -> list[tuple[int, int]]:
-    """Text without control characters -> (start, end) of each whitespace-delimited piece
-    that contains a non-ASCII, non-whitespace character, in order."""
-    out: list[tuple[int, int]] = []
-    pos = 0
-    while (hit := _NON_ASCII.search(text, pos)) is not None:
-        i = hit.start()
-        if text[i].isspace():  # non-ASCII whitespace (\xa0, \u3000...) separates pieces
-            pos = i + 1
-            continue
-        start = i
-        while start > pos and not text[start - 1].isspace():
-            start -= 1
-        end = _NON_SPACE_RUN.match(text, i).end()  # type: ignore[union-attr]  # \S* always matches
-        out.append((start, end))
-        pos = end
-    return out
-
-
 class _WordIds(dict[str, list[int]]):
     """Lowercased ASCII word -> its WordPiece ids, computed on first sight and cached (up to
     ``MAX_CACHED_WORDS``), so a whole text maps through ``dict.__getitem__`` in C."""
@@ -105,6 +86,28 @@ class _WordIds(dict[str, list[int]]):
         return ids
 
 
+class _TokenIds(dict[str, list[int]]):
+    """Whitespace-delimited token ("World," or "café") -> its ids, computed on first sight
+    and cached: an ASCII token is lowercased and split into words by the regex, each word
+    through ``_WordIds``; a token with a non-ASCII character goes through the full pipeline.
+    Tokens longer than ``MAX_CACHED_PIECE_CHARS`` (URLs, a line of Chinese) are not cached."""
+
+    def __init__(self, words: _WordIds, full: Callable[[str], list[int]]) -> None:
+        super().__init__()
+        self._words = words
+        self._full = full
+
+    def __missing__(self, token: str) -> list[int]:
+        if token.isascii():
+            words = _ASCII_WORDS.findall(token.lower())
+            ids = list(chain.from_iterable(map(self._words.__getitem__, words)))
+        else:
+            ids = self._full(token)
+        if len(token) <= MAX_CACHED_PIECE_CHARS and len(self) < MAX_CACHED_WORDS:
+            self[token] = ids
+        return ids
+
+
 class FastWordPiece:
     """``ids(text)`` -> the tokenizer's ids (no special tokens), truncated to ``max_tokens``."""
 
@@ -114,8 +117,7 @@ class FastWordPiece:
         self._added = tuple(
             tok.content for tok in tokenizer.get_added_tokens_decoder().values() if tok.content
         )
-        self._words = _WordIds(tokenizer.model)
-        self._pieces: dict[str, list[int]] = {}  # short non-ASCII piece -> pipeline ids
+        self._tokens = _TokenIds(_WordIds(tokenizer.model), self.slow_ids)
         self.enabled = bert_uncased(tokenizer)  # any other pipeline: always the full path
 
     def fast_path_applies(self, text: str) -> bool:
@@ -127,30 +129,9 @@ class FastWordPiece:
             return self.slow_ids(text)
         if _CONTROL.search(text) is not None:
             text = _CONTROL.sub("", text)
-        if text.isascii():
-            return list(islice(self._ascii_ids(text), self.max_tokens))
-        out: list[int] = []
-        pos = 0
-        for start, end in non_ascii_pieces(text):
-            out.extend(self._ascii_ids(text[pos:start]))
-            out.extend(self._piece_ids(text[start:end]))
-            if len(out) >= self.max_tokens:
-                return out[: self.max_tokens]
-            pos = end
-        out.extend(self._ascii_ids(text[pos:]))
-        return out[: self.max_tokens]
-
-    def _ascii_ids(self, text: str) -> chain[int]:
-        """An ASCII stretch (Unicode whitespace allowed) -> its ids, lazily."""
-        return chain.from_iterable(map(self._words.__getitem__, _ASCII_WORDS.findall(text.lower())))
-
-    def _piece_ids(self, piece: str) -> list[int]:
-        ids = self._pieces.get(piece)
-        if ids is None:
-            ids = self.slow_ids(piece)
-            if len(piece) <= MAX_CACHED_PIECE_CHARS and len(self._pieces) < MAX_CACHED_WORDS:
-                self._pieces[piece] = ids
-        return ids
+        # Lazily: tokens past max_tokens are never looked up.
+        ids = chain.from_iterable(map(self._tokens.__getitem__, text.split()))
+        return list(islice(ids, self.max_tokens))
 
     def slow_ids(self, text: str) -> list[int]:
         """The reference path: the full ``tokenizers`` pipeline."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from router_service.features import MAX_TOKENS, budget_text
-from router_service.wordpiece import FastWordPiece, non_ascii_pieces, tokenizable
+from router_service.wordpiece import FastWordPiece, tokenizable
 
 TOKENIZER = Path(__file__).resolve().parents[1] / "models" / "default" / "tokenizer.json"
 
@@ -64,10 +64,15 @@ def test_fast_path_is_taken_unless_an_added_token_appears(tokenizers_pair) -> No
     assert not fast.fast_path_applies("a [UNK] b")
 
 
-def test_non_ascii_pieces_are_whitespace_delimited() -> None:
-    text = "it’s a café\u00a0naïve 日本 ok"
-    pieces = [text[a:b] for a, b in non_ascii_pieces(text)]
-    assert pieces == ["it’s", "café", "naïve", "日本"]
+def test_tokens_are_cached_whole_and_long_ones_are_not(tokenizers_pair) -> None:
+    tok, _ = tokenizers_pair
+    fast = FastWordPiece(tok, MAX_TOKENS)
+    url = "https://example.com/" + "a" * 40
+    text = f"it’s a café\u00a0naïve 日本 ok, OK, {url}"
+    assert fast.ids(text) == reference(tok, text)
+    cached = set(fast._tokens)
+    assert {"it’s", "café", "naïve", "日本", "ok,", "OK,"} <= cached
+    assert url not in cached
 
 
 def test_other_tokenizer_pipelines_always_take_the_full_path() -> None:
