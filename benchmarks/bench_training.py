@@ -102,8 +102,7 @@ def train_once(cfg: Any, embedder: Any, rows: Sequence[dict], out_dir: Path) -> 
         "seconds": {k: round(v, 3) for k, v in t.items()},
         "total_seconds": round(total, 3),
         "prompts_per_second": len(corpus.frame) / total if total else None,
-        "intent_rounds": calib["intent_rounds"],
-        "strong_rounds": calib["strong_rounds"],
+        "heads": f"{calib['intent_head']}/{calib['strong_head']}",
         "onnx_bytes": saved["onnx_bytes"],
         "peak_rss_mib_so_far": round(_peak_rss_mib(), 1),
     }
@@ -189,7 +188,7 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
                 common.fmt(s["export_onnx"], 1),
                 f"**{common.fmt(r['total_seconds'], 1)}**",
                 common.fmt(r["prompts_per_second"], 0),
-                f"{r['intent_rounds']}/{r['strong_rounds']}",
+                r["heads"],
                 common.fmt(r["peak_rss_mib_so_far"], 0),
             ]
         )
@@ -222,7 +221,7 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
                 "export",
                 "total",
                 "prompts/s",
-                "boosting rounds (intent/strong)",
+                "heads (intent/strong)",
                 "peak RSS MiB (so far)",
             ],
             rows,
