@@ -30,6 +30,7 @@ BENCHMARKS: tuple[str, ...] = (
     "decision_latency",
     "proxy",
     "quality",
+    "multiturn",
     "embedding",
     "training",
     "retrain",
@@ -205,6 +206,21 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
                     else "–",
                 ]
             )
+    multiturn = _get(_load(out_dir, "multiturn"), "results") or {}
+    block = _get(multiturn, "sets", "sharegpt_later_turns")
+    if block:
+        shipped = multiturn["shipped_view"]
+        view = f"follow_up<{shipped['follow_up_chars']},context={shipped['context_chars']}"
+        new, old = block["views"][view], block["views"]["last_turn"]
+        rows.append(
+            [
+                "intent accuracy, later turns of real conversations",
+                f"{new['learned']['intent']['accuracy']:.3f}",
+                f"last turn alone {old['learned']['intent']['accuracy']:.3f}; heuristic "
+                f"{new['heuristic']['intent']['accuracy']:.3f}",
+                "beat the last-turn view",
+            ]
+        )
     training = _load(out_dir, "training")
     if training:
         sizes = training["results"]["sizes"]

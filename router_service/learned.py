@@ -23,8 +23,10 @@ from tokenizers import Tokenizer
 
 from router_service.decision import Scores
 from router_service.features import (
+    CONTEXT_CHARS,
     FEATURE_NAMES,
     FEATURES_VERSION,
+    FOLLOW_UP_CHARS,
     HEAD_CHARS,
     MAX_TOKENS,
     TAIL_CHARS,
@@ -64,6 +66,8 @@ def manifest_contract() -> dict[str, Any]:
             "head_chars": HEAD_CHARS,
             "tail_chars": TAIL_CHARS,
             "max_tokens": MAX_TOKENS,
+            "follow_up_chars": FOLLOW_UP_CHARS,
+            "context_chars": CONTEXT_CHARS,
         },
         "inputs": list(INPUT_NAMES),
         "outputs": list(OUTPUT_NAMES),

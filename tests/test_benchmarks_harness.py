@@ -12,6 +12,7 @@ import pytest
 from benchmarks import (
     bench_decision_latency,
     bench_embedding,
+    bench_multiturn,
     bench_proxy,
     bench_quality,
     bench_training,
@@ -133,6 +134,21 @@ def test_quality_quick(tmp_path: Path, model_dir: Path) -> None:
     body = section(tmp_path / "B.md", "quality")
     assert "RouteLLM" in body and "**`learned`**" in body
     assert png_ok(tmp_path / "quality.png")
+
+
+def test_multiturn_quick(tmp_path: Path, model_dir: Path) -> None:
+    assert bench_multiturn.main([*common_args(tmp_path), "--model-dir", str(model_dir)]) == 0
+    res = load_doc(tmp_path, "multiturn")["results"]
+    assert set(res["sets"]) == {"sharegpt_later_turns", "handwritten_multiturn_test"}
+    block = res["sets"]["sharegpt_later_turns"]
+    assert block["n"] == bench_multiturn.QUICK.max_items
+    views = block["views"]
+    assert set(views) == {"last_turn", "follow_up<1300,context=300"}
+    for scorer in ("learned", "heuristic"):
+        assert views["last_turn"][scorer]["intent_changed"] == 0.0
+        shares = views["follow_up<1300,context=300"][scorer]["tier_shares"]
+        assert sum(shares.values()) == pytest.approx(1.0)
+    assert "`sharegpt_later_turns`" in section(tmp_path / "B.md", "multiturn")
 
 
 def test_embedding_quick(tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
     data = manifest["training_data"]
     counts = data.get("counts", {})
     emb, cal = manifest["embedder"], manifest["calibration"]
+    budget = manifest["text_budget"]
     head = emb.get("head_tokens") or 0
     head_note = f" and over its first {head} tokens" if head else ""
     lat = report.get("latency", {})
@@ -123,9 +124,11 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         f"({emb['vocab_size']} x {emb['dims']}, int16), mean-pooled over all tokens"
         f"{head_note}"
         f"{', L2-normalised' if emb['normalize'] else ''}; source `{emb['source']}`.",
-        f"- Input text: last user turn, first {manifest['text_budget']['head_chars']} + last "
-        f"{manifest['text_budget']['tail_chars']} characters, at most "
-        f"{manifest['text_budget']['max_tokens']} WordPiece tokens; plus "
+        f"- Input text: last user turn (a turn shorter than {budget['follow_up_chars']} "
+        f"characters is read after the first {budget['context_chars']} characters of the user "
+        f"turn before it), first {budget['head_chars']} + last "
+        f"{budget['tail_chars']} characters, at most "
+        f"{budget['max_tokens']} WordPiece tokens; plus "
         f"{len(manifest['feature_names'])} hand-crafted features.",
         f"- Heads (kinds chosen on held-out sources, see below): intent "
         f"{_intent_note(manifest['heads']['intent'], emb)}"
