@@ -7,6 +7,7 @@ everything on shutdown. Nothing is built at import time."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import uuid
@@ -35,6 +36,7 @@ from router_service.api.middleware import RequestIdMiddleware
 from router_service.api.pipeline import REQUEST_ID_KEY
 from router_service.api.state import RouterState, build_state
 from router_service.errors import install_error_handlers
+from router_service.probe_server import ProbeServer
 from router_service.settings import Settings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -88,6 +90,13 @@ def create_app(
         await app_.state.model_loop.start()  # model hot reload (file watch)
         if settings.health_cache_seconds > 0:
             info.prefetch_health(state)
+        probe = None
+        if settings.probe_port is not None:
+            probe = ProbeServer(
+                state, asyncio.get_running_loop(), settings.probe_host, settings.probe_port
+            )
+            probe.start()
+        app_.state.probe = probe
         # Everything built so far (model, tokenizer caches, policy, clients) lives as long
         # as the process: keep it out of the garbage collector's full scans, which would
         # otherwise walk it again and again on the request path (p99).
@@ -96,6 +105,8 @@ def create_app(
         try:
             yield
         finally:
+            if probe is not None:
+                probe.stop()
             await app_.state.model_loop.stop()
             await state.drain_logs()  # background log rows (log_wait=false)
             if state.health.refresh is not None:  # a background /health re-probe

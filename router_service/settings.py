@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     otel: bool = False
 
     health_cache_seconds: float = Field(default=10.0, ge=0)
+    # A second listener for liveness/readiness probes (router_service.probe_server): GET
+    # /health answered from its own thread, so a busy event loop cannot starve it. None = off.
+    # Containers probed on the pod IP set ROUTER_PROBE_HOST=0.0.0.0.
+    probe_port: int | None = Field(default=None, ge=0, le=65535)
+    probe_host: str = "127.0.0.1"
     health_timeout_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")

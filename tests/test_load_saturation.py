@@ -5,16 +5,17 @@ with a llama.cpp-sized accept queue (backlog 8), so a burst of new connections o
 and the kernel drops SYNs; the connect timeout is 0.5 s. Router and upstreams are separate
 processes (``learned-router serve``, ``benchmarks.upstream``), the client is httpx on
 asyncio. Before saturation handling 40-48 of 400 such requests went to the cloud as
-``connect_error``; now none may, and ``/health`` keeps answering."""
+``connect_error``; now none may, and ``/health`` answers under 100 ms at p99, on the main
+port and on the probe listener (``ROUTER_PROBE_PORT``, ``router_service.probe_server``),
+which the burst of answers on the event loop cannot starve."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def _upstream(*args: str) -> tuple[subprocess.Popen[str], int]:
 
 
 @pytest.fixture
-def router(tmp_path: Path) -> Iterator[str]:
+def router(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """-> (the router's URL, its probe listener's URL)."""
     slow, slow_port = _upstream("--answer-delay", "5", "--backlog", "8")
     fast, fast_port = _upstream()
     timeouts = {"connect": 0.5, "first_byte": 30.0, "idle": 30.0, "total": 60.0}
@@ -61,28 +63,30 @@ def router(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
     env["ROUTER_SQLITE_PATH"] = str(tmp_path / "decisions.db")
+    probe_port = free_port()
+    env["ROUTER_PROBE_PORT"] = str(probe_port)
     cmd = [sys.executable, "-m", "router_service.cli", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--policy", str(tmp_path / "policy.yaml")]
     cmd += ["--scorer", "heuristic", "--log-level", "warning"]
     url = f"http://127.0.0.1:{port}"
     try:
         with served(cmd, url, env=env, cwd=REPO, log_path=tmp_path / "router.log"):
-            yield url
+            yield url, f"http://127.0.0.1:{probe_port}"
     finally:
         for p in (slow, fast):
             p.terminate()
             p.wait(10)
 
 
-def _sample_health(url: str, out: list[float], stop: threading.Event) -> None:
-    """/health latencies from its own thread and connection (the load client's event loop
-    is busy parsing hundreds of answers at once; timing /health on it would measure that)."""
-    with httpx.Client(timeout=10) as client:
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            assert client.get(f"{url}/health").status_code == 200
-            out.append(time.perf_counter() - t0)
-            stop.wait(0.05)
+def _health_sampler(*urls: str) -> subprocess.Popen[str]:
+    """/health latencies measured from a separate process (``fakes/health_sampler.py``)."""
+    sampler = Path(__file__).parent / "fakes" / "health_sampler.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(sampler), *urls], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    return proc
 
 
 async def _load(url: str) -> list[httpx.Response]:
@@ -96,25 +100,34 @@ async def _load(url: str) -> list[httpx.Response]:
         )
 
 
-def test_saturated_local_tier_never_spills_to_the_cloud(router: str) -> None:
-    health: list[float] = []
-    stop = threading.Event()
-    sampler = threading.Thread(target=_sample_health, args=(router, health, stop))
-    sampler.start()
+def _p50_p99(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+
+
+def test_saturated_local_tier_never_spills_to_the_cloud(router: tuple[str, str]) -> None:
+    url, probe_url = router
+    sampler = _health_sampler(f"{url}/health", f"{probe_url}/health")
     try:
-        answers = asyncio.run(_load(router))
+        answers = asyncio.run(_load(url))
     finally:
-        stop.set()
-        sampler.join()
+        out, _ = sampler.communicate("", timeout=30)
+    latencies = json.loads(out)
+    health, probe = latencies[f"{url}/health"], latencies[f"{probe_url}/health"]
     assert [r.status_code for r in answers] == [200] * N
     spilled = [r.headers["x-router-fallback"] for r in answers if "x-router-fallback" in r.headers]
     assert spilled == [], spilled[:5]
     assert {r.headers["x-router-model"] for r in answers} == {"m"}
     assert {r.headers["x-router-tier"] for r in answers} == {"local"}
-    health.sort()
-    p50, p99 = health[len(health) // 2], health[int(len(health) * 0.99)]
+    p50, p99 = _p50_p99(health)
+    probe_p50, probe_p99 = _p50_p99(probe)
     print(f"/health under load: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
-    # Probes never block it (stale-while-revalidate): it waited ~1.9 s on the saturated
-    # backend's probe before. What remains is queueing behind the burst of 400 answers on a
-    # 2-core machine that also runs the load generator (p99 ~130-160 ms here).
-    assert p99 < 1.0, f"/health p99 {p99 * 1000:.0f} ms under load"
+    print(f"probe /health under load: p50 {probe_p50 * 1000:.1f} ms, p99 {probe_p99 * 1000:.1f} ms")
+    # Backend probes never block /health (stale-while-revalidate): it waited ~1.9 s on the
+    # saturated backend's probe before. What remains on the main port is queueing behind the
+    # burst of answers on the event loop (p99 13-38 ms over five runs here, measured from
+    # another process; a sampler thread inside this process, which also runs the load
+    # generator, had read 50-230 ms); the probe listener answers from its own thread (p99
+    # ~10 ms in the same runs) whatever the size of the burst.
+    assert p99 < 0.1, f"/health p99 {p99 * 1000:.0f} ms under load"
+    assert probe_p99 < 0.1, f"probe /health p99 {probe_p99 * 1000:.0f} ms under load"

@@ -138,10 +138,16 @@ async def cached_backends(state: RouterState) -> dict[str, Any]:
                 cache.result = await backend_health(state)
                 cache.checked_at = time.monotonic()
             return cache.result
-    stale = time.monotonic() - cache.checked_at > max_age
-    if stale and (cache.refresh is None or cache.refresh.done()):
-        cache.refresh = asyncio.ensure_future(_probe_into(state))
+    if time.monotonic() - cache.checked_at > max_age:
+        start_refresh(state)
     return cache.result
+
+
+def start_refresh(state: RouterState) -> None:
+    """Start one background re-probe of the backends unless one is already running."""
+    cache = state.health
+    if cache.refresh is None or cache.refresh.done():
+        cache.refresh = asyncio.ensure_future(_probe_into(state))
 
 
 def prefetch_health(state: RouterState) -> None:
@@ -153,14 +159,7 @@ def prefetch_health(state: RouterState) -> None:
 async def health_report(state: RouterState) -> dict[str, Any]:
     cache = state.health
     backends = await cached_backends(state)
-    tiers = {
-        tier: any(
-            b.get("reachable") and b.get("circuit") != "open"
-            for b in backends.values()
-            if b["tier"] == tier and b.get("enabled")
-        )
-        for tier in TIERS
-    }
+    tiers = tier_reachability(backends)
     reasons = degraded_reasons(state, any(tiers.values()))
     return {
         "status": "degraded" if reasons else "ok",
@@ -176,6 +175,18 @@ async def health_report(state: RouterState) -> dict[str, Any]:
         "tiers": tiers,
         "backends": backends,
         "checked_s_ago": round(time.monotonic() - cache.checked_at, 1),
+    }
+
+
+def tier_reachability(backends: dict[str, Any]) -> dict[str, bool]:
+    """Backend probes -> per tier: does an enabled backend answer with its circuit closed?"""
+    return {
+        tier: any(
+            b.get("reachable") and b.get("circuit") != "open"
+            for b in backends.values()
+            if b["tier"] == tier and b.get("enabled")
+        )
+        for tier in TIERS
     }
 
 
