@@ -28,7 +28,7 @@ MAX_TOKENS = 256
 # own, so the scorers read a last user turn shorter than FOLLOW_UP_CHARS after the first
 # CONTEXT_CHARS of the user turn before it; a turn that fills the budget alone is read alone.
 # Hand-labelled later turns of ShareGPT conversations, learned intent accuracy: last turn alone
-# 0.489, this view 0.537 (benchmarks/bench_multiturn.py, BENCHMARKS.md "Multi-turn").
+# 0.493, this view 0.535 (benchmarks/bench_multiturn.py, BENCHMARKS.md "Multi-turn").
 FOLLOW_UP_CHARS = HEAD_CHARS + TAIL_CHARS
 CONTEXT_CHARS = 300
 
