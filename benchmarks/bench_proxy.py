@@ -11,7 +11,9 @@ The baseline is always the same request sent straight to the upstream, in the sa
   direct rounds alternating; req/s, latency under load and the CPU time each process used
   (target >= 1000 req/s on this 2-core machine, upstream and load generator included);
 * streams: ``streams`` concurrent streamed answers, every chunk checked in order, then
-  ``[DONE]``; the decision log is checked to hold one row per routed request.
+  ``[DONE]``; the decision log is checked to hold one row per routed request;
+* the LiteLLM proxy beside the router on the same upstream (``benchmarks.litellm_compare``,
+  installed into its own venv; skipped with the reason when it cannot be).
 
 All traffic is loopback, every loop has a request count and a deadline."""
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib.util
 import os
 import random
@@ -38,6 +41,9 @@ import orjson
 import yaml
 
 from benchmarks import common
+from benchmarks.api_latency import APIS as API_NAMES
+from benchmarks.api_latency import api_latency
+from benchmarks.api_latency import markdown as api_markdown
 from benchmarks.httpload import Connection, Response, closed_loop, encode_request
 from benchmarks.upstream import stream_piece
 
@@ -62,6 +68,7 @@ class Budget:
     chunk_delay_s: float
     warmup: int
     workers: tuple[int, ...]
+    litellm: bool  # also measure the LiteLLM proxy (benchmarks.litellm_compare)
 
 
 FULL = Budget(
@@ -76,6 +83,7 @@ FULL = Budget(
     chunk_delay_s=0.004,
     warmup=300,
     workers=(1, 2),
+    litellm=True,
 )
 QUICK = Budget(
     latency_pairs=20,
@@ -89,6 +97,7 @@ QUICK = Budget(
     chunk_delay_s=0.002,
     warmup=10,
     workers=(1,),
+    litellm=False,
 )
 
 
@@ -516,6 +525,10 @@ async def _run_workers(
     try:
         if workers == budget.workers[0]:
             out["latency"] = await added_latency(router, upstream, prompts, budget)
+            out["apis"] = await api_latency(
+                router.port, upstream.port, UPSTREAM_MODEL, prompts,
+                *_api_plan(budget),
+            )  # fmt: skip
         out["throughput"] = await throughput(router, upstream, prompts, budget)
         if workers == budget.workers[0]:
             out["streams_router"] = await streams(
@@ -533,9 +546,16 @@ async def _run_workers(
     sent = sum(r["sent"] for r in out["throughput"]["router"]["rounds"])
     if "latency" in out:
         sent += budget.warmup + budget.latency_pairs * budget.latency_rounds
+        pairs, rounds, warmup = _api_plan(budget)
+        sent += len(API_NAMES) * (warmup + pairs * rounds)
         sent += out["streams_router"]["streams"]
     out["router_requests_sent"] = sent
     return out
+
+
+def _api_plan(budget: Budget) -> tuple[int, int, int]:
+    """-> (pairs, rounds, warm-up) of the per-API latency measurement."""
+    return max(budget.latency_pairs // 2, 5), budget.latency_rounds, max(budget.warmup // 10, 3)
 
 
 async def _traced_latency(
@@ -557,6 +577,28 @@ async def _traced_latency(
     }
 
 
+def _litellm(
+    upstream: Proc, budget: Budget, tmp: Path, scorer: str, model_dir: Path, prompts: Sequence[str]
+) -> dict[str, Any]:
+    """The router (one worker) and the LiteLLM proxy side by side -> ``litellm_compare``'s
+    results, or {"skipped": why} when LiteLLM cannot be installed here."""
+    from benchmarks import litellm_compare
+
+    python, why = litellm_compare.litellm_python(common.REPO_ROOT / ".cache" / "bench")
+    if python is None:
+        print(f"bench_proxy: LiteLLM not measured: {why}", file=sys.stderr)
+        return {"skipped": why}
+    router = start_router(upstream, tmp, scorer, model_dir, 1, tag="-litellm")
+    try:
+        plan = litellm_compare.FULL_PLAN
+        return litellm_compare.compare(
+            python, router.port, upstream.url, upstream.port, tmp, plan, prompts,
+            budget.stream_chunks,
+        )  # fmt: skip
+    finally:
+        router.stop()
+
+
 def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
     from router_service.scoring import load_scorer
 
@@ -576,6 +618,11 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
             traced = asyncio.run(
                 _traced_latency(upstream, budget, Path(tmp), scorer_kind, model_dir, prompts)
             )
+            litellm = (
+                _litellm(upstream, budget, Path(tmp), scorer_kind, model_dir, prompts)
+                if budget.litellm
+                else None
+            )
     finally:
         upstream.stop()
     first = runs[0]
@@ -589,6 +636,8 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
         },
         "latency": first["latency"],
         "latency_otel": traced,
+        "apis": first["apis"],
+        "litellm": litellm,
         "streams_router": first["streams_router"],
         "streams_direct": first["streams_direct"],
         "throughput": {f"workers_{r['workers']}": r["throughput"] for r in runs},
@@ -718,6 +767,14 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
         )
         + ".",
     ]
+    from benchmarks import litellm_compare
+
+    for extra in (
+        api_markdown(results.get("apis")),
+        litellm_compare.markdown(results.get("litellm")),
+    ):
+        if extra:
+            parts += ["", extra]
     if png:
         parts += ["", f"![proxy latency and throughput]({png})"]
     return "\n".join(parts)
@@ -729,9 +786,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_common_args(parser)
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument(
+        "--no-litellm", action="store_true", help="skip the LiteLLM proxy comparison"
+    )
     ns = parser.parse_args(argv)
     args = common.bench_args(ns)
     budget = QUICK if args.quick else FULL
+    if ns.no_litellm:
+        budget = dataclasses.replace(budget, litellm=False)
     results = run(budget, ns.model_dir)
     rounds = results["latency"].pop("_rounds")
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -179,6 +179,7 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
                 "all",
             ]
         )
+        rows += litellm_rows(res.get("litellm"))
     quality = _load(out_dir, "quality")
     if quality:
         res = quality["results"]
@@ -237,6 +238,30 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
             ]
         )
     return rows
+
+
+def litellm_rows(res: Mapping[str, Any] | None) -> list[list[Any]]:
+    """bench_proxy's LiteLLM comparison -> one summary row (or the reason it was skipped)."""
+    if not res:
+        return []
+    if "skipped" in res:
+        return [["vs the LiteLLM proxy", "not measured", res["skipped"], "–"]]
+    added = res["latency"]["added_us"]
+    load = res["throughput"]
+    ttft = res["streams"]
+    clients = res["plan"]["concurrency"]
+    return [
+        [
+            "vs the LiteLLM proxy (1 worker each, same run)",
+            f"added p50 {added['router']['p50'] / 1000:.2f} ms, "
+            f"{load['router']['rps_median']:,.0f} req/s ({clients} clients), first chunk p50 "
+            f"{ttft['router']['first_chunk_ms']['p50']:.1f} ms",
+            f"LiteLLM {added['litellm']['p50'] / 1000:.2f} ms, "
+            f"{load['litellm']['rps_median']:,.0f} req/s, "
+            f"{ttft['litellm']['first_chunk_ms']['p50']:.1f} ms",
+            "–",
+        ]
+    ]
 
 
 def summary_markdown(out_dir: Path, runs: Sequence[Mapping[str, Any]], quick: bool) -> str:

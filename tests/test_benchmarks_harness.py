@@ -111,10 +111,14 @@ def test_proxy_quick(tmp_path: Path, model_dir: Path) -> None:
     assert tp["router"]["rps_median"] > 0 and tp["direct"]["rps_median"] > 0
     for key in ("streams_router", "streams_direct"):
         assert res[key]["failed"] == 0 and res[key]["ok"] == res[key]["streams"]
+    apis = res["apis"]
+    assert set(apis["added_us"]) == {"chat", "responses", "messages"}
+    assert apis["errors"] == dict.fromkeys(("chat", "responses", "messages", "direct"), 0)
+    assert res["litellm"] is None  # the quick budget never installs LiteLLM
     rows = res["log_rows"]["workers_1"]
     assert rows["written"] == rows["requests"] > 0  # logging on: one row per request
     body = section(tmp_path / "B.md", "proxy")
-    assert "added by the router" in body
+    assert "added by the router" in body and "`/v1/messages`" in body
     assert png_ok(tmp_path / "proxy.png")
 
 
