@@ -10,17 +10,17 @@ Added p50/p99 = the API's p50/p99 minus direct's in the same round, median over 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks import common
-from benchmarks.httpload import Connection, encode_request
+from benchmarks.httpload import Target, encode_request, rotating_rounds
 
 HOST = "127.0.0.1"
 
+MakeBody = Callable[[str], dict[str, Any]]
 # name -> (path, body for a prompt, what a good answer contains)
-APIS: dict[str, tuple[str, Callable[[str], dict[str, Any]], bytes]] = {
+APIS: dict[str, tuple[str, MakeBody, bytes]] = {
     "chat": (
         "/v1/chat/completions",
         lambda p: {"model": "auto", "messages": [{"role": "user", "content": p}]},
@@ -44,46 +44,26 @@ async def api_latency(
     pairs: int, rounds: int, warmup: int,
 ) -> dict[str, Any]:  # fmt: skip
     """-> {"us": per-target round summaries, "added_us": {api: {p50, p99}}, "errors"}."""
-    ports = {name: router_port for name in APIS} | {"direct": upstream_port}
-    conns = {n: await Connection(HOST, p).open() for n, p in ports.items()}
 
-    def request(name: str, prompt: str) -> tuple[bytes, bytes]:
-        if name == "direct":
-            body = {"model": upstream_model, "messages": [{"role": "user", "content": prompt}]}
-            return encode_request(HOST, upstream_port, "/v1/chat/completions", body), b'"choices"'
-        path, make, marker = APIS[name]
-        return encode_request(HOST, router_port, path, make(prompt)), marker
+    def target(
+        port: int, path: str, make: Callable[[str], dict[str, Any]], marker: bytes
+    ) -> Target:
+        return (
+            port,
+            lambda p: encode_request(HOST, port, path, make(p)),
+            lambda r: r.status == 200 and marker in r.body,
+        )
 
-    names = list(ports)
-    samples: dict[str, list[list[float]]] = {n: [] for n in names}
-    errors = dict.fromkeys(names, 0)
-    try:
-        for i in range(warmup):
-            for n in names:
-                await conns[n].send(request(n, prompts[i % len(prompts)])[0])
-        for r in range(rounds):
-            got: dict[str, list[float]] = {n: [] for n in names}
-            for i in range(pairs):
-                prompt = prompts[(r * pairs + i) % len(prompts)]
-                for n in names[i % len(names) :] + names[: i % len(names)]:
-                    raw, marker = request(n, prompt)
-                    t0 = time.perf_counter_ns()
-                    resp = await conns[n].send(raw)
-                    got[n].append((time.perf_counter_ns() - t0) / 1000.0)
-                    errors[n] += not (resp.status == 200 and marker in resp.body)
-            for n in names:
-                samples[n].append(got[n])
-    finally:
-        for c in conns.values():
-            await c.close()
-    summary = common.rounds_summary(samples, "direct")
-    added = {
-        n: {
-            q: summary[n][f"{q}_median_of_rounds"] - summary["direct"][f"{q}_median_of_rounds"]
-            for q in ("p50", "p99")
-        }
-        for n in APIS
-    }
+    targets = {name: target(router_port, *api) for name, api in APIS.items()}
+    chat_path, chat_body, chat_marker = APIS["chat"]
+    targets["direct"] = target(
+        upstream_port,
+        chat_path,
+        lambda p: {**chat_body(p), "model": upstream_model},
+        chat_marker,
+    )
+    samples, errors = await rotating_rounds(HOST, targets, prompts, pairs, rounds, warmup)
+    summary, added = common.added_over(samples, "direct")
     return {"us": summary, "added_us": added, "errors": errors, "pairs": pairs, "rounds": rounds}
 
 

@@ -252,6 +252,23 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return float(numerator / denominator)
 
 
+def added_over(
+    rounds: Mapping[str, Sequence[Sequence[float]]], baseline: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]]]:
+    """Per-round latencies of several targets -> (``rounds_summary``, {target: {"p50", "p99"}
+    added over ``baseline``: the median over rounds of its p50/p99 minus the baseline's})."""
+    summary = rounds_summary(rounds, baseline)
+    added = {
+        name: {
+            q: summary[name][f"{q}_median_of_rounds"] - summary[baseline][f"{q}_median_of_rounds"]
+            for q in ("p50", "p99")
+        }
+        for name in rounds
+        if name != baseline
+    }
+    return summary, added
+
+
 def rounds_summary(
     rounds: Mapping[str, Sequence[Sequence[float]]], baseline: str
 ) -> dict[str, dict[str, Any]]:

@@ -142,3 +142,45 @@ async def closed_loop(
         for c in conns:
             await c.close()
     return result
+
+
+# port, the encoded request for a prompt, the check its answer must pass
+Target = tuple[int, Callable[[str], bytes], Check]
+
+
+async def rotating_rounds(
+    host: str,
+    targets: dict[str, Target],
+    prompts: Sequence[str],
+    pairs: int,
+    rounds: int,
+    warmup: int,
+) -> tuple[dict[str, list[list[float]]], dict[str, int]]:
+    """One request at a time to every target with the same prompt, the order rotating from
+    one prompt to the next -> ({target: per-round latencies in µs}, {target: failed checks}).
+    One keep-alive connection per target; ``warmup`` prompts first, not timed."""
+    names = list(targets)
+    conns = {n: await Connection(host, port).open() for n, (port, _, _) in targets.items()}
+    samples: dict[str, list[list[float]]] = {n: [] for n in names}
+    errors = dict.fromkeys(names, 0)
+    try:
+        for i in range(warmup):
+            for n in names:
+                await conns[n].send(targets[n][1](prompts[i % len(prompts)]))
+        for r in range(rounds):
+            got: dict[str, list[float]] = {n: [] for n in names}
+            for i in range(pairs):
+                prompt = prompts[(r * pairs + i) % len(prompts)]
+                for n in names[i % len(names) :] + names[: i % len(names)]:
+                    _, make, check = targets[n]
+                    raw = make(prompt)
+                    t0 = time.perf_counter_ns()
+                    resp = await conns[n].send(raw)
+                    got[n].append((time.perf_counter_ns() - t0) / 1000.0)
+                    errors[n] += not check(resp)
+            for n in names:
+                samples[n].append(got[n])
+    finally:
+        for c in conns.values():
+            await c.close()
+    return samples, errors

@@ -32,7 +32,7 @@ import numpy as np
 import yaml
 
 from benchmarks import common
-from benchmarks.httpload import Connection, closed_loop, encode_request
+from benchmarks.httpload import Target, closed_loop, encode_request, rotating_rounds
 
 SPEC = "litellm[proxy]"
 MODEL = "auto"  # what clients ask both gateways for
@@ -142,42 +142,18 @@ async def added_latency(
 ) -> dict[str, Any]:
     """Sequential triples, the order rotating per triple -> per-target percentiles and the
     added p50/p99 against ``direct`` (median over rounds), errors per target."""
-    names = list(ports)
-    conns = {n: await Connection("127.0.0.1", p).open() for n, p in ports.items()}
-    rounds: dict[str, list[list[float]]] = {n: [] for n in names}
-    errors = dict.fromkeys(names, 0)
-    try:
-        for i in range(20):  # warm-up: connections, caches, the proxies' first-call paths
-            for n in names:
-                path, body = "/v1/chat/completions", _body(prompts[i % len(prompts)], models[n])
-                await conns[n].send(encode_request("127.0.0.1", ports[n], path, body))
-        for r in range(plan.rounds):
-            got: dict[str, list[float]] = {n: [] for n in names}
-            for i in range(plan.pairs):
-                prompt = prompts[(r * plan.pairs + i) % len(prompts)]
-                order = names[i % len(names) :] + names[: i % len(names)]
-                for n in order:
-                    raw = encode_request(
-                        "127.0.0.1", ports[n], "/v1/chat/completions", _body(prompt, models[n])
-                    )
-                    t0 = time.perf_counter_ns()
-                    resp = await conns[n].send(raw)
-                    got[n].append((time.perf_counter_ns() - t0) / 1000.0)
-                    errors[n] += not _ok(resp)
-            for n in names:
-                rounds[n].append(got[n])
-    finally:
-        for c in conns.values():
-            await c.close()
-    summary = common.rounds_summary(rounds, "direct")
-    added = {
-        n: {
-            q: summary[n][f"{q}_median_of_rounds"] - summary["direct"][f"{q}_median_of_rounds"]
-            for q in ("p50", "p99")
-        }
-        for n in names
-        if n != "direct"
-    }
+
+    def target(name: str) -> Target:
+        port, model = ports[name], models[name]
+        path = "/v1/chat/completions"
+        return port, lambda p: encode_request("127.0.0.1", port, path, _body(p, model)), _ok
+
+    targets = {name: target(name) for name in ports}
+    # warm-up: connections, caches, the proxies' first-call paths
+    samples, errors = await rotating_rounds(
+        "127.0.0.1", targets, prompts, plan.pairs, plan.rounds, warmup=20
+    )
+    summary, added = common.added_over(samples, "direct")
     return {"us": summary, "added_us": added, "errors": errors}
 
 
