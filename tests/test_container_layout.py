@@ -87,6 +87,9 @@ def test_the_image_layout_starts_and_serves_the_learned_model(tmp_path: Path) ->
     env.update({k: image_path(v) for k, v in env_vars.items()})
     env["ROUTER_PORT"] = str(port)
     env["ROUTER_HOST"] = "127.0.0.1"
+    assert env["ROUTER_PROBE_PORT"] == "8081"  # the image's probe listener
+    probe_port = free_port()
+    env["ROUTER_PROBE_PORT"], env["ROUTER_PROBE_HOST"] = str(probe_port), "127.0.0.1"
     env["PYTHONPATH"] = os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]])
     args = [a for a in cmd[2:] if a not in ("0.0.0.0", "8080")]
     args = [a for a in args if a not in ("--host", "--port")]
@@ -106,6 +109,8 @@ def test_the_image_layout_starts_and_serves_the_learned_model(tmp_path: Path) ->
             health = httpx.get(f"{url}/health", timeout=2).json()
             assert health["scorer"]["name"] == "learned", health
             assert health["scorer"]["fallback_reason"] is None
+            probe = httpx.get(f"http://127.0.0.1:{probe_port}/health", timeout=2)
+            assert probe.json() == {"status": health["status"]}
             r = httpx.post(f"{url}/v1/classify", json={"prompt": "write a haiku about rain"})
             assert r.status_code == 200 and r.json()["scorer"] == "learned"
             for asset in ("", "/dashboard.js", "/dashboard.css"):  # package data installed
