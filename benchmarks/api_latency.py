@@ -45,9 +45,7 @@ async def api_latency(
 ) -> dict[str, Any]:  # fmt: skip
     """-> {"us": per-target round summaries, "added_us": {api: {p50, p99}}, "errors"}."""
 
-    def target(
-        port: int, path: str, make: Callable[[str], dict[str, Any]], marker: bytes
-    ) -> Target:
+    def target(port: int, path: str, make: MakeBody, marker: bytes) -> Target:
         return (
             port,
             lambda p: encode_request(HOST, port, path, make(p)),

@@ -210,12 +210,14 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
     multiturn = _get(_load(out_dir, "multiturn"), "results") or {}
     block = _get(multiturn, "sets", "sharegpt_later_turns")
     if block:
+        from benchmarks.bench_multiturn import view_name
+
         shipped = multiturn["shipped_view"]
-        view = f"follow_up<{shipped['follow_up_chars']},context={shipped['context_chars']}"
-        new, old = block["views"][view], block["views"]["last_turn"]
+        view = view_name(shipped["follow_up_chars"], shipped["context_chars"])
+        new, old = block["views"][view], block["views"][view_name(0, 0)]
         rows.append(
             [
-                "intent accuracy, later turns of real conversations",
+                "intent accuracy, later ShareGPT turns (unseen turns of a training source)",
                 f"{new['learned']['intent']['accuracy']:.3f}",
                 f"last turn alone {old['learned']['intent']['accuracy']:.3f}; heuristic "
                 f"{new['heuristic']['intent']['accuracy']:.3f}",

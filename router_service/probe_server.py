@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from router_service.api.info import degraded_reasons, start_refresh, tier_reachability
 from router_service.api.state import RouterState
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ PATHS = ("/health", "/healthz", "/livez", "/readyz")
 
 def probe_status(state: RouterState) -> str:
     """The status ``/health`` reports, from cached probes only (no I/O, no awaiting)."""
-    from router_service.api.info import degraded_reasons, tier_reachability
-
     backends = state.health.result
     any_up = True if backends is None else any(tier_reachability(backends).values())
     return "degraded" if degraded_reasons(state, any_up) else "ok"
@@ -80,14 +79,7 @@ class ProbeServer:
         if cache.result is not None and time.monotonic() - cache.checked_at <= max(max_age, 1.0):
             return
         with contextlib.suppress(RuntimeError):  # a closing loop: nothing to refresh
-            self.loop.call_soon_threadsafe(_start_refresh, self.state)
-
-
-def _start_refresh(state: RouterState) -> None:
-    """On the loop: one background re-probe unless one is already running."""
-    from router_service.api.info import start_refresh
-
-    start_refresh(state)
+            self.loop.call_soon_threadsafe(start_refresh, self.state)  # runs on the loop
 
 
 def _handler(server: ProbeServer) -> type[BaseHTTPRequestHandler]:
