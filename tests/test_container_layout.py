@@ -87,7 +87,7 @@ def test_the_image_layout_starts_and_serves_the_learned_model(tmp_path: Path) ->
     env.update({k: image_path(v) for k, v in env_vars.items()})
     env["ROUTER_PORT"] = str(port)
     env["ROUTER_HOST"] = "127.0.0.1"
-    assert env["ROUTER_PROBE_PORT"] == "8081"  # the image's probe listener
+    assert env["ROUTER_PROBE_PORT"] == "8090"  # the image's probe listener
     probe_port = free_port()
     env["ROUTER_PROBE_PORT"], env["ROUTER_PROBE_HOST"] = str(probe_port), "127.0.0.1"
     env["PYTHONPATH"] = os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]])
