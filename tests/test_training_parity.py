@@ -190,11 +190,19 @@ def test_exported_graph_matches_the_sklearn_pipeline(exported) -> None:
 
 @pytest.mark.parametrize(
     ("intent_kind", "strong_kind"),
-    [("linear", "gain"), ("linear", "linear"), ("linear", "hgb"), ("hgb", "gain")],
+    [
+        ("linear", "gain"),
+        ("linear", "linear"),
+        ("linear", "hgb"),
+        ("hgb", "gain"),
+        ("linear", "stack"),
+        ("hgb", "stack"),
+    ],
 )
 def test_parity_for_every_head_kind(tmp_path: Path, intent_kind: str, strong_kind: str) -> None:
     """Linear heads (one Gemm, no trees when both are linear), the "gain" difference of two
-    sigmoids and mixed tree/linear graphs all match the sklearn reference."""
+    sigmoids, the "stack" trees over the gain logits and mixed tree/linear graphs all match
+    the sklearn reference."""
     embedder, heads = build_model(
         tmp_path, seed=4, intent_kind=intent_kind, strong_kind=strong_kind
     )

@@ -102,6 +102,39 @@ def _licences(counts: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _strong_meaning(head: Mapping[str, Any]) -> list[str]:
+    """The manifest's strong-win head -> the model card's "what strong_win_rate means" lines."""
+    kind = head.get("type", "")
+    how = {
+        "stack": [
+            "The `stack` head estimates the gain P(strong right) − P(weak right) in two steps:",
+            "two logistic regressions on the pooled embedding predict each model's correctness",
+            f"(MMLU/GSM8K), then {head.get('rounds')} small boosted trees map their two logits",
+            "and the hand-crafted features to the gain. The trees learn from logits cross-fitted",
+            "by source (each row's from regressions that never saw its source group), so they",
+            "learn how far the embedding holds on a source it has not seen. Platt scaling maps",
+            'that gain to the probability of "strong right and weak wrong" on the calibration',
+            "split.",
+        ],
+        "gain": [
+            "The `gain` head estimates it as P(strong right) − P(weak right) from per-model",
+            "correctness (MMLU/GSM8K), then Platt-scales that gain to the probability of",
+            '"strong right and weak wrong" on the calibration split.',
+        ],
+    }.get(
+        kind,
+        [
+            f'The `{kind}` head predicts "strong right and weak wrong" directly; Platt scaling',
+            "on the calibration split calibrates it.",
+        ],
+    )
+    return [
+        "What `strong_win_rate` means: the calibrated probability that the cheaper tier's",
+        "answer would be materially worse.",
+        *how,
+    ]
+
+
 def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mapping[str, Any]) -> str:
     data = manifest["training_data"]
     counts = data.get("counts", {})
@@ -173,10 +206,7 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         "- feedback: judge verdicts (a cheap-tier answer scored below the bar, or the strong",
         "  answer preferred => strong_win = 1).",
         "",
-        "What `strong_win_rate` means: the calibrated probability that the cheaper tier's",
-        "answer would be materially worse. The `gain` head estimates it as P(strong right) −",
-        "P(weak right) from per-model correctness (MMLU/GSM8K), then Platt-scales that gain to",
-        'the probability of "strong right and weak wrong" on the calibration split.',
+        *_strong_meaning(manifest["heads"]["strong_win"]),
         "",
         f"**Licences the weights inherit**: {_licences(counts)}.",
         "",

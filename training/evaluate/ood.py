@@ -159,7 +159,13 @@ def _strong_scorer(d: _Data, spec: str) -> Callable[[np.ndarray], Callable[[np.n
             train = train[d.source[train] != "alpaca_eval"]
         rows = d.corpus.frame.iloc[train]
         head = fit_strong(
-            d.X[train], d.win[train], cfg, d.source[train], outcome_targets(rows), kind=cand.kind
+            d.X[train],
+            d.win[train],
+            cfg,
+            d.source[train],
+            outcome_targets(rows),
+            kind=cand.kind,
+            groups=d.group[train],
         )
         return lambda idx: strong_logit(head, d.X[idx])
 

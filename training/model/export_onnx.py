@@ -29,7 +29,7 @@ from router_service.intents import INTENTS
 from router_service.learned import OUTPUT_NAMES, manifest_contract
 from training.model.embed import EMBEDDING_INITIALIZER, EMBEDDING_SCALE, StaticEmbedding
 from training.model.heads import MISSING_LOGIT, Heads
-from training.model.onnx_trees import heads_ensemble
+from training.model.onnx_trees import heads_ensemble, one_target_ensemble
 
 OPSET = 17
 ML_OPSET = 3
@@ -184,7 +184,7 @@ def _linear_nodes(heads: Heads, emb: str) -> tuple[list[Any], list[Any], dict[st
         sizes.append(len(INTENTS))
         names.append("z_intent")
     strong = heads.strong
-    if strong.kind != "hgb":
+    if strong.kind in ("linear", "gain"):
         assert strong.linear is not None
         weights.append(strong.linear.coef.T)
         biases.append(strong.linear.intercept)
@@ -225,6 +225,30 @@ def _linear_nodes(heads: Heads, emb: str) -> tuple[list[Any], list[Any], dict[st
     return nodes, inits, out
 
 
+def _stack_nodes(heads: Heads, emb: str) -> tuple[list[Any], list[Any], dict[str, str]]:
+    """The "stack" strong head -> its float64 Gemm (the gain logits, cast to float32 as the
+    reference rounds them), concatenated with the features, into a one-target tree ensemble
+    with Platt's a and b folded into its leaves."""
+    stacked = heads.strong.stacked
+    if heads.strong.kind != "stack" or stacked is None:
+        return [], [], {}
+    mk = helper.make_node
+    ens = one_target_ensemble(stacked.trees)
+    ens.calibrate(np.array([heads.platt.a]), np.array([heads.platt.b]))
+    inits = [
+        _const("gain_w", stacked.linear.coef.T, np.float64),
+        _const("gain_b", stacked.linear.intercept.reshape(1, -1), np.float64),
+    ]
+    nodes = [
+        mk("Cast", [emb], ["gain_emb64"], to=TensorProto.DOUBLE),
+        mk("Gemm", ["gain_emb64", "gain_w", "gain_b"], ["gain_z64"]),
+        mk("Cast", ["gain_z64"], ["gain_z"], to=TensorProto.FLOAT),
+        mk("Concat", ["gain_z", "features"], ["gain_x"], axis=1),
+        ens.node("gain_x", "z_win"),
+    ]
+    return nodes, inits, {"strong": "z_win"}
+
+
 def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
     """Embedder + heads -> the complete router graph (few nodes: onnxruntime spends ~1-2 µs
     per node on one row, as much as the arithmetic of most of them)."""
@@ -234,9 +258,10 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
     mk = helper.make_node
     tree_nodes, tree_inits, tree_out = _tree_nodes(heads, emb, embedder.out_dim)
     lin_nodes, lin_inits, lin_out = _linear_nodes(heads, emb)
-    logits = {**tree_out, **lin_out}
-    nodes += tree_nodes + lin_nodes
-    inits += tree_inits + lin_inits
+    stack_nodes, stack_inits, stack_out = _stack_nodes(heads, emb)
+    logits = {**tree_out, **lin_out, **stack_out}
+    nodes += tree_nodes + lin_nodes + stack_nodes
+    inits += tree_inits + lin_inits + stack_inits
     nodes += [
         mk("Softmax", [logits["intent"]], [OUTPUT_NAMES[0]], axis=1),
         mk("Sigmoid", [logits["strong"]], ["p_win"]),
@@ -356,6 +381,8 @@ def build_manifest(
                     "hgb": "HistGradientBoostingClassifier",
                     "linear": "LogisticRegression",
                     "gain": "two LogisticRegressions: P(strong right) - P(weak right)",
+                    "stack": "HistGradientBoostingRegressor of the gain over two "
+                    "LogisticRegressions' logits (cross-fitted by source) and the features",
                 }[heads.strong.kind],
                 "rounds": heads.strong.rounds,
             },

@@ -6,8 +6,10 @@
   in ``INTENTS`` order; a class absent from training gets the constant logit
   ``MISSING_LOGIT``). Calibrated by temperature scaling: ``softmax(z / T)``.
 * strong_win (``cfg.strong_head``, see ``StrongHead``): "hgb" (boosted trees on the design
-  matrix), "linear" (one logistic regression on the pooled embedding) or "gain" (two: the
-  probability that the strong model is right minus the probability that the weak one is).
+  matrix), "linear" (one logistic regression on the pooled embedding), "gain" (two: the
+  probability that the strong model is right minus the probability that the weak one is)
+  or "stack" (small boosted trees over the gain head's source-cross-fitted logits and the
+  hand-crafted features, ``training.model.stacked_gain``).
   Calibrated by Platt scaling of the raw score: ``sigmoid(a * raw + b)``.
 
 Which kinds ship is decided on held-out sources (``training.evaluate.ood``). The ONNX graph
@@ -34,6 +36,7 @@ from training.config import TrainConfig
 from training.data.corpus import Corpus
 from training.model.calibrators import PlattScaler, TemperatureScaler, fit_blend
 from training.model.linear import LinearLogits, fit_linear
+from training.model.stacked_gain import StackedGain, fit_stacked_gain
 
 MISSING_LOGIT = -30.0  # raw logit of an intent with no training example
 
@@ -180,7 +183,7 @@ def source_weights(sources: np.ndarray, power: float, cap: float) -> np.ndarray:
     return per_source[inverse].astype(np.float64)
 
 
-STRONG_KINDS = ("hgb", "linear", "gain")
+STRONG_KINDS = ("hgb", "linear", "gain", "stack")
 INTENT_KINDS = ("hgb", "linear")
 
 
@@ -192,16 +195,22 @@ class StrongHead:
     * "linear": raw = the logit of one logistic regression on the pooled embedding;
     * "gain": raw = sigmoid(l_strong) - sigmoid(l_weak), two regressions predicting that the
       strong and the weak model answer correctly: the expected gain of routing up. Unlike
-      one "strong right and weak wrong" logit, it can say "hard, but both fail"."""
+      one "strong right and weak wrong" logit, it can say "hard, but both fail";
+    * "stack": raw = small boosted trees over [those two logits || hand-crafted features]
+      (``StackedGain``), trained on logits cross-fitted by source."""
 
     kind: str
     trees: HistGradientBoostingClassifier | None = None
     linear: LinearLogits | None = None
+    stacked: StackedGain | None = None
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         if self.kind == "hgb":
             assert self.trees is not None
             return np.asarray(self.trees.decision_function(X), np.float64).reshape(-1)
+        if self.kind == "stack":
+            assert self.stacked is not None
+            return self.stacked.raw(X)
         assert self.linear is not None
         z = self.linear(X)
         if self.kind == "linear":
@@ -210,6 +219,8 @@ class StrongHead:
 
     @property
     def rounds(self) -> int | None:
+        if self.stacked is not None:
+            return int(self.stacked.trees.n_iter_)
         return int(self.trees.n_iter_) if self.trees is not None else None
 
 
@@ -234,10 +245,13 @@ def fit_strong(
     sources: np.ndarray | None = None,
     outcomes: tuple[np.ndarray, np.ndarray] | None = None,
     kind: str | None = None,
+    groups: np.ndarray | None = None,
 ) -> StrongHead:
     """Rows + strong-win labels (0/1 or soft) -> a fitted ``StrongHead`` of ``kind``
     (default ``cfg.strong_head``). ``sources``: per-row group for ``source_weights``;
-    ``outcomes``: (strong right, weak right) targets, needed by "gain"."""
+    ``outcomes``: (strong right, weak right) targets, used by "gain" and "stack";
+    ``groups``: per-row source group (``win_group``) "stack" cross-fits by (default
+    ``sources``)."""
     kind = kind or cfg.strong_head
     if kind not in STRONG_KINDS:
         raise ValueError(f"unknown strong head {kind!r} (known: {', '.join(STRONG_KINDS)})")
@@ -250,9 +264,13 @@ def fit_strong(
     n_emb = X.shape[1] - len(FEATURE_NAMES)
     if kind == "linear":
         return StrongHead(kind, linear=fit_linear(X, [y], cfg.strong_linear_c, n_emb, weight))
-    if kind == "gain":
+    if kind in ("gain", "stack"):
         if outcomes is None:  # only the verdict: strong_win 1 -> (1, 0), 0 -> (1, 1)
             outcomes = (np.ones(len(y)), 1.0 - y)
+        if kind == "stack":
+            by = groups if groups is not None else sources
+            by = np.zeros(len(y), np.int64) if by is None else by
+            return StrongHead(kind, stacked=fit_stacked_gain(X, outcomes, by, cfg, weight))
         lin = fit_linear(X, list(outcomes), cfg.strong_linear_c, n_emb, weight)
         return StrongHead(kind, linear=lin)
     hard = y >= 0.5  # the trees take hard labels; soft ones weigh their row by the margin
@@ -364,6 +382,7 @@ def fit_heads(
         cfg,
         frame["win_source"].to_numpy(object)[tr_w],
         outcome_targets(frame[tr_w]),
+        groups=frame["win_group"].to_numpy(object)[tr_w],
     )
     heads = Heads(intent, strong, TemperatureScaler(), PlattScaler(), stack)
     temperature = TemperatureScaler().fit(

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import helper
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 from router_service.intents import INTENTS
 from training.model.heads import MISSING_LOGIT, Heads
@@ -68,7 +67,7 @@ class _Ensemble:
         }
         self.n_trees = 0
 
-    def add_model(self, model: HistGradientBoostingClassifier, target_of: list[int]) -> None:
+    def add_model(self, model: Any, target_of: list[int]) -> None:
         """``target_of[k]``: output column of the model's k-th tree per iteration."""
         baseline = np.asarray(model._baseline_prediction, np.float64).reshape(-1)
         for k, col in enumerate(target_of):
@@ -149,4 +148,12 @@ def heads_ensemble(heads: Heads) -> _Ensemble:
         ens.add_model(heads.intent, [classes[1]] if len(classes) == 2 else classes)
     if heads.strong.trees is not None:
         ens.add_model(heads.strong.trees, [ens.n_targets - 1])
+    return ens
+
+
+def one_target_ensemble(model: Any) -> _Ensemble:
+    """One fitted single-output HGB (e.g. the "stack" strong head's regressor) -> its
+    ensemble, target 0 (uncalibrated: ``calibrate`` folds an affine map in)."""
+    ens = _Ensemble(1)
+    ens.add_model(model, [0])
     return ens
