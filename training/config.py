@@ -85,10 +85,11 @@ class TrainConfig:
 
     # --- heads -------------------------------------------------------------------------------
     # Kinds (training.model.heads), chosen on held-out sources by ``learned-router eval``'s
-    # OOD table (training.evaluate.ood): intent "linear" | "hgb"; strong_win "gain" | "linear"
-    # | "hgb". Leave-one-source-out intent macro-F1, linear vs hgb: handwritten 0.64 vs 0.36,
-    # AlpacaEval 0.45 vs 0.44; the linear "gain" strong head had the best mean and worst-case
-    # correctness-family APGR (BENCHMARKS.md, "Out-of-distribution").
+    # OOD table (training.evaluate.ood): intent "linear" | "hgb"; strong_win "stack" | "gain"
+    # | "linear" | "hgb". Leave-one-source-out intent macro-F1, linear vs hgb: handwritten
+    # 0.64 vs 0.36, AlpacaEval 0.45 vs 0.44. These are the kinds trained when
+    # ``select_heads`` is off; with it on (the default) the selection below picks, and it
+    # ships "stack@rows,c=0.0003" (best correctness-family mean and worst-case APGR).
     intent_head: str = "linear"
     strong_head: str = "gain"
     # Does the strong-win head learn from the AlpacaEval verdicts too ("KIND+alpaca" in the
