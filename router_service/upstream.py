@@ -144,6 +144,16 @@ class Outcome:
     stream: UpstreamStream | None
     fallbacks: list[str]
     upstream_s: float
+    native: bool = False  # answered in the client's own API, untranslated (``NativeRequest``)
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """The client's own request, for backends that speak its API (``Backend.speaks``):
+    they get ``body`` as it came (their model in it), the others the chat translation."""
+
+    api: str  # "messages"
+    body: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -266,8 +276,16 @@ class Upstream:
         return chain, None
 
     # -- execution ---------------------------------------------------------------------
-    async def run(self, plan: Plan, body: dict[str, Any], *, stream: bool) -> Outcome:
-        """Try the plan in order; the first usable answer wins."""
+    async def run(
+        self,
+        plan: Plan,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        native: NativeRequest | None = None,
+    ) -> Outcome:
+        """Try the plan in order; the first usable answer wins. ``body`` is the chat
+        request; a backend that speaks ``native``'s API gets that request instead."""
         failures: list[_Failure] = []
         fallbacks: list[str] = []
         pending: _Failure | None = None
@@ -282,12 +300,13 @@ class Upstream:
                 self.on_fallback(pending.slot.tier, slot.tier, metric_reason(pending.category))
             pending = None
             started = time.monotonic()
+            own = native.body if native and slot.backend.speaks(native.api) else None
             try:
                 result: Completion | UpstreamStream
                 if stream:
-                    result = await slot.backend.open_stream(body)
+                    result = await slot.backend.open_stream(body, own)
                 else:
-                    result = await slot.backend.complete(body)
+                    result = await slot.backend.complete(body, own)
             except UpstreamError as err:
                 elapsed = time.monotonic() - started
                 slot.breaker.failure()
@@ -314,11 +333,11 @@ class Upstream:
             if isinstance(result, UpstreamStream):
                 slot.latency.add(result.ttfb_s)
                 self._observe(slot, result.ttfb_s, True)
-                return Outcome(slot, None, result, fallbacks, result.ttfb_s)
+                return Outcome(slot, None, result, fallbacks, result.ttfb_s, own is not None)
             if result.status < 400:
                 slot.latency.add(elapsed)
             self._observe(slot, elapsed, True)
-            return Outcome(slot, result, None, fallbacks, elapsed)
+            return Outcome(slot, result, None, fallbacks, elapsed, own is not None)
         raise exhausted_error(plan, failures, fallbacks)
 
     def _observe(self, slot: BackendSlot, seconds: float, ok: bool) -> None:

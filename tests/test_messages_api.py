@@ -1,9 +1,10 @@
 """``POST /v1/messages`` over real HTTP, driven by the official anthropic SDK
 (``client.messages.create``, ``stream=True``, the ``messages.stream`` helper, raw responses
 for the headers) against the fake chat upstreams: what each backend receives (the chat
-translation, also through the Anthropic and Ollama backends), what the client gets back
+translation, also through the Ollama backend), what the client gets back
 (Anthropic's message and its events), the tool-use round trip, stop reasons, mid-stream
-failures and disconnects. Auth, errors, privacy, the books: ``test_messages_routing``."""
+failures and disconnects. Auth, errors, privacy, the books: ``test_messages_routing``;
+Anthropic backends (untranslated): ``test_messages_native``."""
 
 from __future__ import annotations
 
@@ -305,53 +306,13 @@ def test_mid_stream_failure_ends_with_an_error_event(fakes, policy, make_router)
     assert row["status"] == 502 and "model crashed" in row["error"]
 
 
-def test_anthropic_and_ollama_backends_through_the_chat_translation(fakes, policy, make_router):
-    """An Anthropic backend is reached through chat too (the backend translates back into
-    Messages): what it receives is the client's request, and the answer comes back whole."""
+def test_ollama_backend_through_the_chat_translation(fakes, policy, make_router):
+    """Ollama (the local tier's second backend) is reached through the chat translation,
+    streamed; Anthropic backends get the client's request untranslated
+    (``test_messages_native``)."""
     router = make_router(policy)
-    fakes.strong.script(Reply.json({"error": {"message": "busy"}}, status=503))
-    c = client(router)
-    history = [
-        {"role": "user", "content": "Weather in Paris?"},
-        {
-            "role": "assistant",
-            "content": [
-                {"type": "text", "text": "Checking."},
-                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"a": 1}},
-            ],
-        },
-        {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}],
-        },
-    ]
-    raw = c.messages.with_raw_response.create(
-        model="strong", max_tokens=30, system="Be brief.", messages=history, tools=[WEATHER]
-    )
-    message = raw.parse()
-    assert raw.headers["x-router-model"] == "claude-fake"
-    assert raw.headers["x-router-fallback"].startswith("strong/strong-openai")
-    assert message.content[0].text == "hello from claude"
-    assert (message.usage.input_tokens, message.usage.output_tokens) == (11, 5)
-    sent = fakes.anthropic.calls[-1].json()
-    assert sent["system"] == "Be brief." and sent["max_tokens"] == 30
-    assert sent["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
-        history[1],
-        {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}],
-        },
-    ]
-    assert sent["tools"] == [WEATHER]
-    fakes.strong.script(Reply.json({"error": {"message": "busy"}}, status=503))
-    with c.messages.stream(
-        model="strong", max_tokens=30, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
-        assert stream.get_final_text() == "hello from claude"
-    # Ollama (the local tier's second backend) through the same translation, streamed
     fakes.local.script(Reply.json({"error": {"message": "down"}}, status=503))
-    with c.messages.stream(
+    with client(router).messages.stream(
         model="local", max_tokens=30, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
         assert stream.get_final_text() == "hello from ollama"

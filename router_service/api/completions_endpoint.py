@@ -15,7 +15,7 @@ from starlette.responses import Response
 from router_service.api.run import ChatRun, admit, forward, relay_events, serve
 from router_service.api.translated import relayed, whole_answer
 from router_service.backends import UpstreamStream
-from router_service.backends.base import MALFORMED
+from router_service.backends.answers import MALFORMED
 from router_service.backends.sse import DONE_EVENT
 from router_service.completions_api import (
     chat_body,

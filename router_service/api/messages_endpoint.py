@@ -5,9 +5,11 @@ chat answer translated into Anthropic's ``message`` object or its event stream; 
 Glue: ``messages_api`` parses and translates (pure), ``translated`` renders the answer
 (whole or streamed) through it, ``run`` routes exactly as chat does
 (privacy scan of every field of the client's body, forced tiers, thresholds, fallback,
-``X-Router-*`` headers, one decision-log row with ``extra.endpoint = "messages"``). Every
-backend type is reached through the chat translation (an Anthropic backend too: the
-backend translates chat back into Messages). Every error is in Anthropic's envelope
+``X-Router-*`` headers, one decision-log row with ``extra.endpoint = "messages"``). An
+Anthropic backend gets the client's body as it came (its own model in it) and its answer,
+error or event stream goes back untouched (``backends.anthropic_native``: ``thinking``,
+``cache_control``, ``top_k``, server tools survive); OpenAI-compatible and Ollama backends
+are reached through the chat translation, both ways. Every error is in Anthropic's envelope
 ``{"type": "error", "error": {"type", "message"}}`` with the matching status."""
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from starlette.responses import Response
 
 from router_service.api.auth import check_client_auth
 from router_service.api.pipeline import read_body
-from router_service.api.run import ChatRun, admit, forward, serve
+from router_service.api.run import ChatRun, admit, forward, relay_events, serve
 from router_service.api.state import RouterState
 from router_service.api.translated import relay_translated, relayed, whole_answer
 from router_service.errors import ApiError
 from router_service.features import content_text
-from router_service.messages_api.events import MessagesStream, is_final_event
+from router_service.messages_api.events import MessagesStream, error_event, is_final_event
 from router_service.messages_api.output import error_bytes, message_bytes, message_shell
 from router_service.messages_api.protocol import (
     MessagesCall,
@@ -37,6 +39,7 @@ from router_service.messages_api.protocol import (
 )
 from router_service.messages_api.request import chat_body, chat_messages, scan_fields
 from router_service.protocol import parse_json_object
+from router_service.upstream import NativeRequest
 
 log = logging.getLogger("router_service")
 ENDPOINT = "/v1/messages"
@@ -60,12 +63,27 @@ async def _route(request: Request, run: ChatRun) -> Response:
         metadata=metadata.model_dump() if metadata else None,
         body_bytes=len(raw),
         fields=scan_fields(data),  # and the translated messages, as they go upstream
+        native=NativeRequest("messages", data),
     )
+    if outcome.native:  # an Anthropic backend answered in Messages itself
+        if outcome.stream is not None:
+            events = relay_events(run, outcome.stream, _stream_failed)
+            return relayed(run, events, is_final=is_final_event)
+        return whole_answer(run, outcome, _as_is)
     shell = message_shell(outcome.slot.backend.model)
     if outcome.stream is not None:
         events = relay_translated(run, outcome.stream, MessagesStream(shell))
         return relayed(run, events, is_final=is_final_event)
     return whole_answer(run, outcome, lambda body: message_bytes(shell, body), _client_error)
+
+
+def _as_is(body: bytes) -> bytes:
+    return body
+
+
+def _stream_failed(message: str, code: str) -> list[bytes]:
+    """A native stream broke or sent an error event -> the client's closing ``error``."""
+    return [error_event(message)]
 
 
 def _client_error(body: bytes, status: int) -> bytes:

@@ -37,7 +37,7 @@ from router_service.decision import Decision
 from router_service.errors import ApiError
 from router_service.policy import Price
 from router_service.privacy import Sensitivity
-from router_service.upstream import ExhaustedError, Outcome, failure_category
+from router_service.upstream import ExhaustedError, NativeRequest, Outcome, failure_category
 
 log = logging.getLogger("router_service")
 
@@ -230,13 +230,15 @@ async def forward(
     metadata: Mapping[str, Any] | None,
     body_bytes: int,
     fields: Mapping[str, Any],
+    native: NativeRequest | None = None,
 ) -> Outcome:
     """A chat-completions ``body`` -> the first usable upstream answer (``Outcome``).
 
     The privacy scan reads ``body["messages"]`` (what goes upstream) and every field of
     ``fields`` (chat: the body itself; Responses: the client's own body). Sets the run's
     decision, sensitivity, log extras and outcome as it goes, so the headers and the log
-    row say how far the request got."""
+    row say how far the request got. ``native``: the client's own request, for backends
+    that speak its API (``Outcome.native`` says whether one answered)."""
     state = run.state
     settings = state.settings
     run.data = body
@@ -265,7 +267,7 @@ async def forward(
         run.extra["latency_budget"] = plan.note
     try:
         outcome = await unless_disconnected(
-            request, state.upstream.run(plan, body, stream=run.stream)
+            request, state.upstream.run(plan, body, stream=run.stream, native=native)
         )
     except ExhaustedError as err:
         if sens.sensitive:
@@ -279,7 +281,8 @@ async def forward(
 async def relay_events(
     run: ChatRun, stream: UpstreamStream, failed: Callable[[str, str], list[bytes]]
 ) -> AsyncGenerator[bytes, None]:
-    """Upstream events (OpenAI chat SSE) as they arrive; when the backend fails mid-stream,
+    """Upstream events as they arrive (chat SSE; for a native answer, the client API's own
+    events); when the backend fails mid-stream,
     ``failed(message, code)`` gives the events that end the client's stream. Clean-up
     (closing the upstream) is ``ChatRun.finish``'s job, which always runs."""
     assert run.outcome is not None

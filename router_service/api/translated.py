@@ -17,7 +17,7 @@ from starlette.responses import Response
 from router_service.api.responses import RelayResponse
 from router_service.api.run import ChatRun, relay_events
 from router_service.backends import UpstreamStream
-from router_service.backends.base import MALFORMED
+from router_service.backends.answers import MALFORMED
 from router_service.errors import ApiError
 from router_service.upstream import Outcome
 

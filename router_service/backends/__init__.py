@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import httpx
 
+from router_service.backends.answers import Completion, UpstreamStream, UsageStats
 from router_service.backends.anthropic import AnthropicBackend
-from router_service.backends.base import (
-    Backend,
-    Completion,
-    UpstreamError,
-    UpstreamStream,
-    UsageStats,
-)
+from router_service.backends.base import Backend
+from router_service.backends.errors import UpstreamError
 from router_service.backends.ollama import OllamaBackend
 from router_service.backends.openai import OpenAIBackend
 from router_service.policy import ResolvedBackend

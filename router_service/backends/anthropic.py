@@ -1,5 +1,6 @@
 """Anthropic backend: OpenAI chat request -> Messages API request (``POST /v1/messages``);
-Anthropic's message or event stream -> OpenAI ``chat.completion`` / chunk events."""
+Anthropic's message or event stream -> OpenAI ``chat.completion`` / chunk events. A client's
+own Messages request goes through untranslated (``backends.anthropic_native``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ from typing import Any
 
 import orjson
 
-from router_service.backends.base import Backend, UpstreamError, UsageStats
+from router_service.backends.answers import UsageStats
+from router_service.backends.anthropic_native import (
+    decode_event,
+    finish_reason,
+    native_error,
+    native_events,
+    native_request,
+    observe_event,
+    observe_message,
+    prompt_tokens,
+)
+from router_service.backends.base import Backend
+from router_service.backends.errors import UpstreamError
 from router_service.backends.sse import DONE_EVENT, ChunkWriter, SSEParser, completion_object
 from router_service.errors import error_envelope, error_type_for
 from router_service.features import content_text
 from router_service.messages_api.mapping import (
-    STOP_REASONS,
     anthropic_tool_choice,
     image_block,
     tool_arguments,
@@ -121,13 +133,6 @@ def openai_to_anthropic(
     return out
 
 
-def _prompt_tokens(usage: dict[str, Any]) -> int:
-    return sum(
-        int(usage.get(k) or 0)
-        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
-
-
 def anthropic_to_openai(data: dict[str, Any], model: str) -> dict[str, Any]:
     """Anthropic ``message`` -> OpenAI ``chat.completion``."""
     if data.get("type") == "error":
@@ -158,8 +163,8 @@ def anthropic_to_openai(data: dict[str, Any], model: str) -> dict[str, Any]:
     return completion_object(
         data.get("model") or model,
         message,
-        STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
-        _prompt_tokens(usage),
+        finish_reason(data.get("stop_reason")),
+        prompt_tokens(usage),
         int(usage.get("output_tokens") or 0),
         completion_id=data.get("id"),
     )
@@ -169,7 +174,6 @@ def anthropic_to_openai(data: dict[str, Any], model: str) -> dict[str, Any]:
 class _StreamState:
     writer: ChunkWriter
     tool_index: dict[int, int] = field(default_factory=dict)  # content block -> tool call
-    stop_reason: str | None = None
     done: bool = False
 
 
@@ -229,21 +233,14 @@ class AnthropicBackend(Backend):
     def _event(self, data: str | None, state: _StreamState, stats: UsageStats) -> list[bytes]:
         if data is None:
             return []
-        try:
-            ev = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                "protocol", f"{self.name}: malformed SSE event (not JSON): {data[:120]!r}"
-            ) from None
-        if not isinstance(ev, dict):
-            raise UpstreamError("protocol", f"{self.name}: malformed SSE event: {data[:120]!r}")
+        ev = decode_event(data, self.name)
+        observe_event(ev, stats, self.name)  # usage, answer text, stop reason; raises on error
         kind = ev.get("type")
         w = state.writer
         if kind == "message_start":
             msg = ev.get("message") or {}
             if msg.get("id"):
                 w.id = msg["id"]
-            stats.prompt_tokens = _prompt_tokens(msg.get("usage") or {})
             return [w.role()]
         if kind == "content_block_start":
             block = ev.get("content_block") or {}
@@ -252,39 +249,43 @@ class AnthropicBackend(Backend):
                 state.tool_index[int(ev.get("index", 0))] = k
                 return [w.tool_call_start(k, block.get("id", ""), block.get("name", ""))]
             if block.get("type") == "text" and block.get("text"):
-                stats.answer_parts.append(block["text"])
                 return [w.content(block["text"])]
             return []
         if kind == "content_block_delta":
             delta = ev.get("delta") or {}
             if delta.get("type") == "text_delta":
-                stats.answer_parts.append(delta.get("text", ""))
                 return [w.content(delta.get("text", ""))]
             if delta.get("type") == "input_json_delta":
                 k = state.tool_index.get(int(ev.get("index", 0)), 0)
                 return [w.tool_call_arguments(k, delta.get("partial_json", ""))]
             return []
-        if kind == "message_delta":
-            state.stop_reason = (ev.get("delta") or {}).get("stop_reason") or state.stop_reason
-            usage = ev.get("usage") or {}
-            if usage.get("output_tokens") is not None:
-                stats.completion_tokens = int(usage["output_tokens"])
-            return []
         if kind == "message_stop":
-            reason = STOP_REASONS.get(state.stop_reason or "", "stop")
-            stats.finish_reason = reason
+            reason = stats.finish_reason = stats.finish_reason or "stop"
             out = [w.finish(reason)]
             if w.include_usage:
                 out.append(w.usage(stats.prompt_tokens or 0, stats.completion_tokens or 0))
             out.append(DONE_EVENT)
             state.done = True
             return out
-        if kind == "error":
-            err = ev.get("error") or {}
-            raise UpstreamError(
-                "status", f"{self.name}: Anthropic stream error: {err.get('message')}"
-            )
-        return []  # ping, content_block_stop, unknown future events
+        return []  # message_delta (read by observe_event), ping, content_block_stop, unknown
+
+    # -- the client's own Messages requests, untranslated ------------------------------
+    def speaks(self, api: str) -> bool:
+        return api == "messages"
+
+    def native_body(self, body: dict[str, Any], stream: bool) -> bytes:
+        return native_request(body, self.model, stream, self.config.default_max_tokens)
+
+    def read_native(self, raw: bytes, stats: UsageStats) -> bytes:
+        return observe_message(raw, stats)
+
+    def native_error(self, status: int, raw: bytes) -> bytes:
+        return native_error(status, raw)
+
+    def native_events(
+        self, chunks: AsyncIterator[bytes], stats: UsageStats
+    ) -> AsyncIterator[bytes]:
+        return native_events(chunks, stats, self.name)
 
     def probe_path(self) -> str:
         return "/v1/models"

@@ -2,21 +2,30 @@
 
 ``Backend`` owns one ``httpx.AsyncClient`` (keep-alive pool) and the timeouts. Subclasses
 only say how to build the upstream request and how to turn the upstream answer into OpenAI
-bytes. Failures are ``UpstreamError`` with a ``kind`` the fallback logic acts on; a stream
-is returned only once its first event has arrived, so everything before that can fall back."""
+bytes (``answers``: what a call hands back); one that speaks a client's own API (Anthropic's
+Messages) also takes that API's requests untranslated (the ``native_*`` hooks). Failures
+are ``UpstreamError`` with a ``kind`` the fallback logic acts on; a stream is returned only
+once its first event has arrived, so everything before that can fall back."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import orjson
 
+from router_service.backends.answers import (
+    MALFORMED,
+    Completion,
+    UpstreamResponse,
+    UpstreamStream,
+    UsageStats,
+    close_quietly,
+    describe,
+)
 from router_service.backends.errors import (
     AUTH_STATUSES,
     REDACTED,
@@ -35,123 +44,6 @@ from router_service.backends.transport import (
 from router_service.policy import ResolvedBackend
 
 MAX_ERROR_BODY = 64 * 1024
-# What translating an unexpected upstream JSON shape can raise (-> a protocol error).
-MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
-
-
-class UpstreamResponse(Protocol):
-    """What ``Backend`` reads of an upstream response: an ``httpx.Response`` or, on the
-    pooled fast transport, a ``transport.RawResponse``."""
-
-    status_code: int
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
-
-    async def aread(self) -> bytes: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass(slots=True)
-class UsageStats:
-    """What the router learns from an answer, for the log and the metrics."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    answer_parts: list[str] = field(default_factory=list)
-    finish_reason: str | None = None
-
-    @property
-    def answer(self) -> str:
-        return "".join(self.answer_parts)
-
-    def take_usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if isinstance(p, int):
-                self.prompt_tokens = p
-            if isinstance(c, int):
-                self.completion_tokens = c
-
-
-@dataclass(slots=True)
-class Completion:
-    """A whole (non-streaming) answer: status and OpenAI-shaped body bytes."""
-
-    status: int
-    body: bytes
-    stats: UsageStats
-    ttfb_s: float
-
-
-class UpstreamStream:
-    """An open upstream stream whose first OpenAI SSE event already arrived."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        response: UpstreamResponse,
-        events: AsyncIterator[bytes],
-        first: bytes,
-        stats: UsageStats,
-        started: float,
-        ttfb_s: float,
-    ) -> None:
-        self.backend = backend
-        self._response = response
-        self._events = events
-        self.first = first
-        self.stats = stats
-        self.ttfb_s = ttfb_s
-        self._deadline = started + backend.config.timeouts.total
-        self._closed = False
-
-    async def next_event(self) -> bytes | None:
-        """The next SSE event (bytes) or None at the end; ``UpstreamError`` on failure."""
-        t = self.backend.config.timeouts
-        budget = min(t.idle, self._deadline - time.monotonic())
-        if budget <= 0:
-            raise UpstreamError("timeout", f"total timeout of {t.total:g}s exceeded mid-stream")
-        try:
-            async with asyncio.timeout(budget):
-                return await anext(self._events, None)
-        except TimeoutError:
-            what = "idle" if budget == t.idle else "total"
-            raise UpstreamError(
-                "timeout", f"{self.backend.name}: no data for {budget:.3g}s ({what} timeout)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                "connect", f"{self.backend.name}: stream broke: {_describe(exc)}"
-            ) from None
-        except MALFORMED as exc:  # a translator choked on an unexpected event shape
-            raise UpstreamError(
-                "protocol", f"{self.backend.name}: malformed stream event: {_describe(exc)}"
-            ) from None
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # Shielded: closing must finish even when the request task is being cancelled
-        # (client disconnect); it drops the upstream connection so generation stops.
-        await asyncio.shield(_close_quietly(self._events, self._response))
-
-
-async def _close_quietly(events: AsyncIterator[bytes], response: UpstreamResponse) -> None:
-    aclose = getattr(events, "aclose", None)
-    try:
-        if aclose is not None:
-            await aclose()
-    except Exception:
-        pass
-    with contextlib.suppress(Exception):
-        await response.aclose()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
 class Backend:
@@ -241,26 +133,52 @@ class Backend:
     def probe_path(self) -> str:
         raise NotImplementedError
 
+    # -- native pass-through: a client API this backend speaks itself (Anthropic's
+    # Messages on an Anthropic backend) is forwarded and answered untranslated ----------
+    def speaks(self, api: str) -> bool:
+        """Does this backend take the client API ``api``'s requests as they are?"""
+        return False
+
+    def native_body(self, body: dict[str, Any], stream: bool) -> bytes:
+        """The client's own request body -> the upstream's (this backend's model)."""
+        raise NotImplementedError
+
+    def read_native(self, raw: bytes, stats: UsageStats) -> bytes:
+        """A 2xx native answer -> the bytes to relay, filling ``stats`` from them."""
+        raise NotImplementedError
+
+    def native_error(self, status: int, raw: bytes) -> bytes:
+        """A non-2xx native answer -> the client API's own error body."""
+        raise NotImplementedError
+
+    def native_events(
+        self, chunks: AsyncIterator[bytes], stats: UsageStats
+    ) -> AsyncIterator[bytes]:
+        """Upstream body chunks -> the client API's own events, untouched."""
+        raise NotImplementedError
+
+    def _content(self, body: dict[str, Any], native: dict[str, Any] | None, stream: bool) -> bytes:
+        if native is not None:
+            return self.native_body(native, stream)
+        return self.request_body(body, stream)
+
     # -- machinery ---------------------------------------------------------------------
-    def build_request(self, body: dict[str, Any], stream: bool) -> httpx.Request:
+    def build_request(self, content: bytes) -> httpx.Request:
         return httpx.Request(
             "POST",
             self._chat_url,
             headers=self._headers,
-            content=self.request_body(body, stream),
+            content=content,
             extensions={"timeout": self._timeout_ext},
         )
 
-    async def _send(self, body: dict[str, Any], stream: bool) -> UpstreamResponse:
-        """OpenAI request -> the upstream response, once its head has arrived."""
+    async def _send(self, content: bytes) -> UpstreamResponse:
+        """Request body bytes -> the upstream response, once its head has arrived."""
         t = self.config.timeouts
         try:
             async with asyncio.timeout(min(t.first_byte, t.total)):
                 if self._raw is None:
-                    return await self.transport.handle_async_request(
-                        self.build_request(body, stream)
-                    )
-                content = self.request_body(body, stream)
+                    return await self.transport.handle_async_request(self.build_request(content))
                 payload = b"%s%d\r\n\r\n%s" % (self._raw_head, len(content), content)
                 # A busy server (SYNs dropped) is waited for, not failed over, until a
                 # connect attempt could no longer finish before the first-byte deadline.
@@ -274,9 +192,9 @@ class Backend:
             ) from None
         except httpx.TimeoutException as exc:
             kind: ErrorKind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
-            raise UpstreamError(kind, f"{self.name}: {_describe(exc)}") from None
+            raise UpstreamError(kind, f"{self.name}: {describe(exc)}") from None
         except httpx.HTTPError as exc:
-            raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
+            raise UpstreamError("connect", f"{self.name}: {describe(exc)}") from None
 
     def secrets(self) -> list[bytes]:
         """The credentials this backend sends (API key, configured header values), longest
@@ -292,7 +210,7 @@ class Backend:
                 raw = raw.replace(secret, REDACTED)
         return raw
 
-    async def _error_from(self, response: UpstreamResponse) -> UpstreamError:
+    async def _error_from(self, response: UpstreamResponse, native: bool) -> UpstreamError:
         status = response.status_code
         retry_after = retry_after_seconds(header_value(response, "retry-after"))
         try:
@@ -307,7 +225,8 @@ class Backend:
         finally:
             await response.aclose()
         retryable = status == 429 or status >= 500 or status in AUTH_STATUSES
-        body = self.redact(self.translate_error(status, self.redact(raw[:MAX_ERROR_BODY])))
+        translate = self.native_error if native else self.translate_error
+        body = self.redact(translate(status, self.redact(raw[:MAX_ERROR_BODY])))
         why = " (the router's credentials were refused)" if status in AUTH_STATUSES else ""
         return UpstreamError(
             "status",
@@ -345,67 +264,79 @@ class Backend:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
             parts.append(part)
 
-    async def complete(self, body: dict[str, Any]) -> Completion:
-        """Non-streaming call -> ``Completion`` (2xx or a non-retryable client error)."""
+    async def complete(
+        self, body: dict[str, Any], native: dict[str, Any] | None = None
+    ) -> Completion:
+        """Non-streaming call -> ``Completion`` (2xx or a non-retryable client error).
+        ``native``: the client's own body, sent and answered untranslated instead."""
         started = time.monotonic()
-        response = await self._send(body, stream=False)
+        response = await self._send(self._content(body, native, False))
         ttfb = time.monotonic() - started
         if response.status_code >= 400:
-            err = await self._error_from(response)
+            err = await self._error_from(response, native is not None)
             if err.retryable:
                 raise err
             return Completion(err.status or 400, err.body or b"", UsageStats(), ttfb)
         try:
             raw = await self._read_body(response, ttfb)
         except httpx.HTTPError as exc:
-            raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
+            raise UpstreamError("connect", f"{self.name}: {describe(exc)}") from None
         finally:
             await response.aclose()
         stats = UsageStats()
         try:
-            out = self.translate_completion(response.status_code, raw, stats)
+            if native is not None:
+                out = self.read_native(raw, stats)
+            else:
+                out = self.translate_completion(response.status_code, raw, stats)
         except MALFORMED as exc:
             raise UpstreamError("protocol", f"{self.name}: malformed response: {exc}") from None
         return Completion(response.status_code, out, stats, ttfb)
 
-    async def open_stream(self, body: dict[str, Any]) -> UpstreamStream | Completion:
+    async def open_stream(
+        self, body: dict[str, Any], native: dict[str, Any] | None = None
+    ) -> UpstreamStream | Completion:
         """Streaming call -> an ``UpstreamStream`` holding its first event, or a
-        ``Completion`` carrying a non-retryable client error from the backend."""
+        ``Completion`` carrying a non-retryable client error from the backend.
+        ``native``: the client's own body; the stream then carries its own events."""
         started = time.monotonic()
-        response = await self._send(body, stream=True)
+        response = await self._send(self._content(body, native, True))
         if response.status_code >= 400:
-            err = await self._error_from(response)
+            err = await self._error_from(response, native is not None)
             if err.retryable:
                 raise err
             return Completion(err.status or 400, err.body or b"", UsageStats(), 0.0)
         stats = UsageStats()
-        events = self.stream_events(response.aiter_bytes(), body, stats)
+        if native is not None:
+            events = self.native_events(response.aiter_bytes(), stats)
+        else:
+            events = self.stream_events(response.aiter_bytes(), body, stats)
         t = self.config.timeouts
         remaining = min(t.first_byte, t.total) - (time.monotonic() - started)
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
                 first = await anext(events, None)
         except TimeoutError:
-            await _close_quietly(events, response)
+            await close_quietly(events, response)
             raise UpstreamError(
                 "timeout", f"{self.name}: no stream data within {t.first_byte:g}s (first_byte)"
             ) from None
         except UpstreamError:
-            await _close_quietly(events, response)
+            await close_quietly(events, response)
             raise
         except httpx.HTTPError as exc:
-            await _close_quietly(events, response)
-            raise UpstreamError("connect", f"{self.name}: {_describe(exc)}") from None
+            await close_quietly(events, response)
+            raise UpstreamError("connect", f"{self.name}: {describe(exc)}") from None
         except MALFORMED as exc:
-            await _close_quietly(events, response)
+            await close_quietly(events, response)
             raise UpstreamError(
-                "protocol", f"{self.name}: malformed stream event: {_describe(exc)}"
+                "protocol", f"{self.name}: malformed stream event: {describe(exc)}"
             ) from None
         except BaseException:  # cancelled: do not leak the connection
-            await asyncio.shield(_close_quietly(events, response))
+            await asyncio.shield(close_quietly(events, response))
             raise
         if first is None:
-            await _close_quietly(events, response)
+            await close_quietly(events, response)
             raise UpstreamError("protocol", f"{self.name}: stream ended before any event")
         ttfb = time.monotonic() - started
         return UpstreamStream(self, response, events, first, stats, started, ttfb)
@@ -419,7 +350,7 @@ class Backend:
         except TimeoutError:
             return {"reachable": False, "error": f"no answer within {timeout:g}s"}
         except (httpx.HTTPError, OSError) as exc:
-            return {"reachable": False, "error": _describe(exc)}
+            return {"reachable": False, "error": describe(exc)}
         latency_ms = round((time.monotonic() - started) * 1000, 1)
         ok = response.status_code < 400
         out: dict[str, Any] = {"reachable": True, "ok": ok, "http_status": response.status_code}

@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
-from router_service.backends.base import Backend, UpstreamError, UsageStats
+from router_service.backends.answers import UsageStats
+from router_service.backends.base import Backend
+from router_service.backends.errors import UpstreamError
 from router_service.backends.sse import DONE_EVENT, SSEParser
 from router_service.errors import error_envelope, error_type_for
 

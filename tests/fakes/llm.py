@@ -111,7 +111,16 @@ def anthropic_stream(pieces: list[str], model: str = "claude-fake") -> list[byte
     out = [
         anthropic_event(
             "message_start",
-            message={"id": "msg_fake", "model": model, "usage": {"input_tokens": 11}},
+            message={  # the shell Anthropic sends: the SDK's stream helper builds on it
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 11, "output_tokens": 1},
+            },
         ),
         anthropic_event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
         anthropic_event("ping"),
