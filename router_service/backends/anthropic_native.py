@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from router_service.backends.answers import UsageStats
-from router_service.backends.errors import UpstreamError
+from router_service.backends.errors import UpstreamError, json_object
 from router_service.backends.sse import SSEParser
 from router_service.errors import error_type_for
 from router_service.messages_api.mapping import STOP_REASONS
@@ -82,15 +82,7 @@ def native_error(status: int, raw: bytes) -> bytes:
 
 def decode_event(data: str, name: str) -> dict[str, Any]:
     """One SSE ``data`` payload -> the event object (``UpstreamError`` if it is not one)."""
-    try:
-        ev = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(
-            "protocol", f"{name}: malformed SSE event (not JSON): {data[:120]!r}"
-        ) from None
-    if not isinstance(ev, dict):
-        raise UpstreamError("protocol", f"{name}: malformed SSE event: {data[:120]!r}")
-    return ev
+    return json_object(data, name, "SSE event")
 
 
 def observe_event(ev: dict[str, Any], stats: UsageStats, name: str) -> None:

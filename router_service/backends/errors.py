@@ -1,11 +1,14 @@
-"""Upstream failures -> ``UpstreamError`` (kind, status, body, retryable, Retry-After), and
-the header helpers it needs. The fallback logic (``router_service.upstream``) acts on these."""
+"""Upstream failures -> ``UpstreamError`` (kind, status, body, retryable, Retry-After), the
+header helpers it needs and ``json_object`` (an event payload or a protocol error). The
+fallback logic (``router_service.upstream``) acts on these."""
 
 from __future__ import annotations
 
 import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+
+import orjson
 
 ErrorKind = Literal["connect", "timeout", "status", "protocol", "saturated"]
 
@@ -37,6 +40,20 @@ class UpstreamError(Exception):
         self.body = body
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def json_object(data: str | bytes, name: str, what: str) -> dict[str, Any]:
+    """One upstream event's JSON payload -> the object; anything else is a ``protocol``
+    error naming the backend and ``what`` it was ("SSE event", "NDJSON line")."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            "protocol", f"{name}: malformed {what} (not JSON): {data[:120]!r}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise UpstreamError("protocol", f"{name}: malformed {what}: {data[:120]!r}")
+    return obj
 
 
 def header_value(response: Any, name: str) -> str | None:

@@ -11,7 +11,7 @@ import orjson
 
 from router_service.backends.answers import UsageStats
 from router_service.backends.base import Backend
-from router_service.backends.errors import UpstreamError
+from router_service.backends.errors import UpstreamError, json_object
 from router_service.backends.sse import DONE_EVENT, ChunkWriter, LineParser, completion_object
 from router_service.errors import error_envelope, error_type_for
 from router_service.features import content_text
@@ -194,14 +194,7 @@ class OllamaBackend(Backend):
         raise UpstreamError("protocol", f"{self.name}: Ollama stream ended before done=true")
 
     def _line(self, line: bytes, state: _StreamState, stats: UsageStats) -> list[bytes]:
-        try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                "protocol", f"{self.name}: malformed NDJSON line: {line[:120]!r}"
-            ) from None
-        if not isinstance(data, dict):
-            raise UpstreamError("protocol", f"{self.name}: malformed NDJSON line: {line[:120]!r}")
+        data = json_object(line, self.name, "NDJSON line")
         if "error" in data:
             raise UpstreamError("status", f"{self.name}: Ollama error: {data['error']}")
         writer = state.writer

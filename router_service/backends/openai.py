@@ -14,7 +14,7 @@ import orjson
 
 from router_service.backends.answers import UsageStats
 from router_service.backends.base import Backend
-from router_service.backends.errors import UpstreamError
+from router_service.backends.errors import UpstreamError, json_object
 from router_service.backends.sse import DONE_EVENT, SSEParser
 from router_service.errors import error_envelope, error_type_for
 
@@ -119,14 +119,7 @@ class OpenAIBackend(Backend):
             return raw if started else None  # comment/keep-alive: forward once streaming
         if data == "[DONE]":
             return raw
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                "protocol", f"{self.name}: malformed SSE event (not JSON): {data[:120]!r}"
-            ) from None
-        if not isinstance(obj, dict):
-            raise UpstreamError("protocol", f"{self.name}: malformed SSE event: {data[:120]!r}")
+        obj = json_object(data, self.name, "SSE event")
         if "error" in obj:
             err = obj["error"]
             msg = err.get("message") if isinstance(err, dict) else str(err)
