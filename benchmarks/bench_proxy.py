@@ -13,7 +13,9 @@ The baseline is always the same request sent straight to the upstream, in the sa
 * streams: ``streams`` concurrent streamed answers, every chunk checked in order, then
   ``[DONE]``; the decision log is checked to hold one row per routed request;
 * the LiteLLM proxy beside the router on the same upstream (``benchmarks.litellm_compare``,
-  installed into its own venv; skipped with the reason when it cannot be).
+  installed into its own venv; skipped with the reason when it cannot be);
+* with ``--baseline-ref REF``: chat added latency and throughput of this router and of the
+  router at REF (its own tree and model), alternating rounds (``benchmarks.baseline_router``).
 
 All traffic is loopback, every loop has a request count and a deadline."""
 
@@ -23,11 +25,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib.util
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,17 +36,17 @@ from typing import Any
 
 import numpy as np
 import orjson
-import yaml
 
-from benchmarks import common
+from benchmarks import baseline_router, common
 from benchmarks.api_latency import APIS as API_NAMES
 from benchmarks.api_latency import api_latency
 from benchmarks.api_latency import markdown as api_markdown
 from benchmarks.httpload import Connection, Response, closed_loop, encode_request
+from benchmarks.proxy_procs import HOST, Proc, cpu_seconds, start_router, start_upstream
+from benchmarks.proxy_procs import free_port as free_port  # litellm_compare imports it here
 from benchmarks.upstream import stream_piece
 
 NAME = "proxy"
-HOST = "127.0.0.1"
 TARGET_ADDED_P50_MS = 1.0
 TARGET_ADDED_P99_MS = 5.0
 TARGET_RPS = 1000.0
@@ -99,157 +97,6 @@ QUICK = Budget(
     workers=(1,),
     litellm=False,
 )
-
-
-# --- processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and all its descendants (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        p = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(p)
-        stats[p] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += stats.get(p, 0.0)
-        todo += children.get(p, [])
-    return total
-
-
-@dataclass
-class Proc:
-    popen: subprocess.Popen[str]
-    port: int
-    log: Path | None = None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        if self.log is None or not self.log.is_file():
-            return ""
-        return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        if self.popen.stdin:
-            self.popen.stdin.close()
-
-
-def start_upstream(budget: Budget) -> Proc:
-    cmd = [sys.executable, "-m", "benchmarks.upstream", "--host", HOST, "--port", "0"]
-    cmd += [
-        "--stream-chunks",
-        str(budget.stream_chunks),
-        "--chunk-delay",
-        str(budget.chunk_delay_s),
-    ]
-    popen = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=common.REPO_ROOT
-    )
-    assert popen.stdout is not None
-    line = popen.stdout.readline().strip()
-    if not line.startswith("PORT "):
-        popen.kill()
-        raise RuntimeError(f"fake upstream did not start (said {line!r})")
-    return Proc(popen, int(line.split()[1]))
-
-
-def write_policy(path: Path, upstream_url: str) -> None:
-    """Every tier -> the fake upstream (no API keys needed, so all are enabled)."""
-    timeouts = {"connect": 2.0, "first_byte": 30.0, "idle": 30.0, "total": 120.0}
-    tiers = {
-        tier: {
-            "backends": [
-                {
-                    "name": f"fake-{tier}",
-                    "type": "openai",
-                    "base_url": f"{upstream_url}/v1",
-                    "model": f"{tier}-model",
-                    "timeouts": timeouts,
-                    "max_connections": 512,
-                }
-            ]
-        }
-        for tier in ("local", "primary", "strong")
-    }
-    path.write_text(yaml.safe_dump({"tiers": tiers}), encoding="utf-8")
-
-
-def _ready(port: int) -> bool:
-    """The router answers ``GET /v1/models`` with 200 (a worker is serving, not just bound)."""
-    import httpx
-
-    try:
-        return httpx.get(f"http://{HOST}:{port}/v1/models", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def start_router(
-    upstream: Proc,
-    tmp: Path,
-    scorer: str,
-    model_dir: Path,
-    workers: int,
-    timeout: float = 60.0,
-    extra_env: Mapping[str, str] | None = None,
-    tag: str = "",
-) -> Proc:
-    policy = tmp / "policy.yaml"
-    write_policy(policy, upstream.url)
-    port = free_port()
-    cmd = [sys.executable, "-m", "router_service.cli", "serve", "--host", HOST, "--port", str(port)]
-    cmd += ["--policy", str(policy), "--scorer", scorer, "--model-dir", str(model_dir)]
-    cmd += ["--workers", str(workers), "--log-level", "warning"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
-    env["ROUTER_SQLITE_PATH"] = str(tmp / f"decisions-{workers}{tag}.db")
-    env.update(extra_env or {})
-    log = (tmp / f"router-{workers}{tag}.log").open("w")
-    popen = subprocess.Popen(
-        cmd,
-        stdin=subprocess.PIPE,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=common.REPO_ROOT,
-    )
-    proc = Proc(popen, port, tmp / f"router-{workers}{tag}.log")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"router exited: {proc.log_tail(2000)}")
-        if _ready(port):
-            return proc
-        time.sleep(0.1)
-    proc.stop()
-    raise RuntimeError("router did not start listening in time")
 
 
 # --- measurements -------------------------------------------------------------------------
@@ -599,14 +446,14 @@ def _litellm(
         router.stop()
 
 
-def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
+def run(budget: Budget, model_dir: Path, baseline_ref: str | None = None) -> dict[str, Any]:
     from router_service.scoring import load_scorer
 
     _, error = load_scorer("learned", model_dir, log=False)
     scorer_kind = "learned" if error is None else "heuristic"
     prompts = _prompts(max(budget.latency_pairs, 200))
     t0 = time.perf_counter()
-    upstream = start_upstream(budget)
+    upstream = start_upstream(budget.stream_chunks, budget.chunk_delay_s)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
             runs = [
@@ -623,6 +470,12 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
                 if budget.litellm
                 else None
             )
+            ab = None
+            if baseline_ref:
+                ab = baseline_router.run_ab(
+                    baseline_ref, upstream, Path(tmp), scorer_kind, model_dir, prompts, budget,
+                    added_latency, throughput,
+                )  # fmt: skip
     finally:
         upstream.stop()
     first = runs[0]
@@ -638,6 +491,7 @@ def run(budget: Budget, model_dir: Path) -> dict[str, Any]:
         "latency_otel": traced,
         "apis": first["apis"],
         "litellm": litellm,
+        "ab_baseline": ab,
         "streams_router": first["streams_router"],
         "streams_direct": first["streams_direct"],
         "throughput": {f"workers_{r['workers']}": r["throughput"] for r in runs},
@@ -772,6 +626,7 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
     for extra in (
         api_markdown(results.get("apis")),
         litellm_compare.markdown(results.get("litellm")),
+        baseline_router.markdown(results.get("ab_baseline")),
     ):
         if extra:
             parts += ["", extra]
@@ -789,12 +644,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-litellm", action="store_true", help="skip the LiteLLM proxy comparison"
     )
+    parser.add_argument(
+        "--baseline-ref",
+        help="also A/B chat latency + throughput against the router at this git ref",
+    )
     ns = parser.parse_args(argv)
     args = common.bench_args(ns)
     budget = QUICK if args.quick else FULL
     if ns.no_litellm:
         budget = dataclasses.replace(budget, litellm=False)
-    results = run(budget, ns.model_dir)
+    results = run(budget, ns.model_dir, ns.baseline_ref)
     rounds = results["latency"].pop("_rounds")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     png = args.out_dir / f"{NAME}.png"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import (
+    baseline_router,
     bench_decision_latency,
     bench_embedding,
     bench_multiturn,
@@ -115,11 +116,62 @@ def test_proxy_quick(tmp_path: Path, model_dir: Path) -> None:
     assert set(apis["added_us"]) == {"chat", "responses", "messages"}
     assert apis["errors"] == dict.fromkeys(("chat", "responses", "messages", "direct"), 0)
     assert res["litellm"] is None  # the quick budget never installs LiteLLM
+    assert res["ab_baseline"] is None  # no --baseline-ref: no A/B
     rows = res["log_rows"]["workers_1"]
     assert rows["written"] == rows["requests"] > 0  # logging on: one row per request
     body = section(tmp_path / "B.md", "proxy")
     assert "added by the router" in body and "`/v1/messages`" in body
     assert png_ok(tmp_path / "proxy.png")
+
+
+def _ab_rounds(p50: float, p99: float, rps: float) -> list[dict]:
+    return [
+        {"added_p50_us": p50 * f, "added_p99_us": p99 * f, "rps": rps / f, "direct_rps": 2 * rps,
+         "errors": 0}
+        for f in (0.9, 1.0, 1.1)
+    ]  # fmt: skip
+
+
+def test_baseline_ab_verdict_and_table() -> None:
+    base = baseline_router.side_summary(_ab_rounds(400.0, 900.0, 1000.0))
+    assert base["added_p50_us"] == 400.0 and base["rps_median"] == 1000.0
+    assert base["rps_to_direct_median"] == pytest.approx(0.5)
+    same = baseline_router.side_summary(_ab_rounds(410.0, 940.0, 960.0))  # +2.5%, +4.4%, -4%
+    ok = baseline_router.ab_verdict(same, base)
+    assert ok["passes"] and ok["failed"] == []
+    assert ok["ratios"]["added_p50_us"] == pytest.approx(1.025)
+    slow = baseline_router.side_summary(_ab_rounds(440.0, 900.0, 940.0))  # +10% p50, -6% req/s
+    bad = baseline_router.ab_verdict(slow, base)
+    assert not bad["passes"] and bad["failed"] == ["added_p50_us", "rps_median"]
+    faster = baseline_router.side_summary(_ab_rounds(300.0, 800.0, 1200.0))
+    assert baseline_router.ab_verdict(faster, base)["passes"]  # only slower counts against it
+    zero = baseline_router.ab_verdict(same, {**base, "added_p50_us": 0.0})
+    assert zero["within"]["added_p50_us"] is None and not zero["passes"]
+
+    ab = {"ref": "abc^", "sha": "0123456789ab", "rounds": 3, "concurrency": 64,
+          "current": slow, "baseline": base, "verdict": bad}  # fmt: skip
+    md = baseline_router.markdown(ab)
+    assert md is not None and "baseline = the router at `012345678`" in md
+    assert "its own committed model" in md and "| 1.10× | **no** |" in md
+    assert "req/s median, alternating rounds (64 clients, 1 worker) | 940 | 1,000 |" in md
+    assert "interleaved" not in md  # no interleaved entry: no such rows
+    assert "NOT within 5%: added_p50_us, rps_median" in md
+    assert baseline_router.markdown(None) is None
+
+    def with_interleaved(p50: float, p99: float) -> dict:
+        entry = {"interleaved_added_us": {"p50": p50, "p99": p99}, "errors": 1}
+        return baseline_router.side_summary([*_ab_rounds(400.0, 900.0, 1000.0), entry])
+
+    cur, old = with_interleaved(430.0, 910.0), with_interleaved(400.0, 900.0)
+    assert cur["interleaved_added_p50_us"] == 430.0 and cur["errors"] == 1
+    assert cur["added_p50_us"] == 400.0  # the interleaved entry is not a round
+    v = baseline_router.ab_verdict(cur, old)
+    assert v["failed"] == ["interleaved_added_p50_us"]  # +7.5%
+    assert v["ratios"]["interleaved_added_p99_us"] == pytest.approx(910 / 900)
+    md = baseline_router.markdown({**ab, "current": cur, "baseline": old, "verdict": v})
+    assert md is not None and "| added p50 ms, interleaved per request | 0.430 | 0.400 |" in md
+    failed = baseline_router.markdown({"ref": "x", "sha": "f" * 40, "error": "ImportError: y"})
+    assert failed is not None and "not measured: ImportError: y" in failed
 
 
 def test_quality_quick(tmp_path: Path, model_dir: Path) -> None:
