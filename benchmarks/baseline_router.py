@@ -174,10 +174,15 @@ def markdown(ab: Mapping[str, Any] | None) -> str | None:
     """The ``ab_baseline`` results -> a labelled table (None when no A/B was asked for)."""
     if not ab:
         return None
+    own = (
+        "its own committed model"
+        if ab.get("scorer", "learned") == "learned"
+        else f"both routers on the `{ab['scorer']}` scorer"
+    )
     label = (
         f"**Chat before/after the Responses/Messages APIs** (A/B, same run): baseline = the "
         f"router at `{ab.get('sha', '?')[:9]}` (`{ab.get('ref')}`, before the "
-        f"Responses/Messages APIs), its own committed model"
+        f"Responses/Messages APIs), {own}"
     )
     if "error" in ab:
         return f"{label}: not measured: {ab['error']}"
@@ -286,6 +291,7 @@ def run_ab(
     worker each, measured in alternating rounds -> the ``ab_baseline`` results."""
     n = rounds or max(budget.latency_rounds, budget.load_rounds, 2)
     out: dict[str, Any] = {"ref": ref, "rounds": n, "concurrency": budget.concurrency}
+    out.update(scorer=scorer, current_model_dir=str(model_dir))
     t0 = time.perf_counter()
     procs: dict[str, Proc] = {}
     try:
@@ -328,12 +334,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the quick budget")
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--rounds", type=int, default=None, help="A/B rounds (default: budget)")
+    parser.add_argument(
+        "--scorer",
+        choices=("learned", "heuristic"),
+        help="both routers (default: learned when the current model loads); heuristic takes "
+        "the two models, which differ and may cost differently, out of the comparison",
+    )
     parser.add_argument("--out", type=Path, required=True, help="JSON results (NAME.json)")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     ns = parser.parse_args(argv)
     budget = bench_proxy.QUICK if ns.quick else bench_proxy.FULL
     _, error = load_scorer("learned", ns.model_dir, log=False)
-    scorer = "learned" if error is None else "heuristic"
+    scorer = ns.scorer or ("learned" if error is None else "heuristic")
     prompts = bench_proxy._prompts(max(budget.latency_pairs, 200))
     upstream = start_upstream(budget.stream_chunks, budget.chunk_delay_s)
     try:

@@ -155,6 +155,8 @@ def test_baseline_ab_verdict_and_table() -> None:
     assert "its own committed model" in md and "| 1.10× | **no** |" in md
     assert "req/s median, alternating rounds (64 clients, 1 worker) | 940 | 1,000 |" in md
     assert "interleaved" not in md  # no interleaved entry: no such rows
+    heuristic = baseline_router.markdown({**ab, "scorer": "heuristic"})
+    assert heuristic is not None and "both routers on the `heuristic` scorer" in heuristic
     assert "NOT within 5%: added_p50_us, rps_median" in md
     assert baseline_router.markdown(None) is None
 
