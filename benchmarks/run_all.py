@@ -179,6 +179,7 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
                 "all",
             ]
         )
+        rows += ab_rows(res.get("ab_baseline"))
         rows += litellm_rows(res.get("litellm"))
     quality = _load(out_dir, "quality")
     if quality:
@@ -240,6 +241,32 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
             ]
         )
     return rows
+
+
+def ab_rows(ab: Mapping[str, Any] | None) -> list[list[Any]]:
+    """bench_proxy's A/B against the router before the Responses/Messages APIs -> one
+    summary row (or why it was not measured)."""
+    if not ab:
+        return []
+    what = "chat vs the router before the Responses/Messages APIs (same run)"
+    if "error" in ab:
+        return [[what, "not measured", ab["error"], "within 5%"]]
+    cur, base, v = ab["current"], ab["baseline"], ab["verdict"]
+
+    def times(key: str) -> str:
+        r = v["ratios"].get(key)
+        return "–" if r is None else f"{r:.2f}×"
+
+    return [
+        [
+            what,
+            f"added p50 {cur['added_p50_us'] / 1000:.3f} ms, {cur['rps_median']:,.0f} req/s "
+            f"({times('added_p50_us')} / {times('rps_median')} the baseline)",
+            f"`{ab['sha'][:9]}`: {base['added_p50_us'] / 1000:.3f} ms, "
+            f"{base['rps_median']:,.0f} req/s",
+            "within 5%" + ("" if v["passes"] else f" (**not met**: {', '.join(v['failed'])})"),
+        ]
+    ]
 
 
 def litellm_rows(res: Mapping[str, Any] | None) -> list[list[Any]]:
