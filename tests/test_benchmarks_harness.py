@@ -101,7 +101,8 @@ def test_decision_latency_quick(tmp_path: Path, model_dir: Path) -> None:
 
 
 def test_proxy_quick(tmp_path: Path, model_dir: Path) -> None:
-    assert bench_proxy.main([*common_args(tmp_path), "--model-dir", str(model_dir)]) == 0
+    args = [*common_args(tmp_path), "--model-dir", str(model_dir), "--baseline-ref", "none"]
+    assert bench_proxy.main(args) == 0
     res = load_doc(tmp_path, "proxy")["results"]
     assert res["scorer"] == "learned"
     lat = res["latency"]
@@ -116,7 +117,7 @@ def test_proxy_quick(tmp_path: Path, model_dir: Path) -> None:
     assert set(apis["added_us"]) == {"chat", "responses", "messages"}
     assert apis["errors"] == dict.fromkeys(("chat", "responses", "messages", "direct"), 0)
     assert res["litellm"] is None  # the quick budget never installs LiteLLM
-    assert res["ab_baseline"] is None  # no --baseline-ref: no A/B
+    assert res["ab_baseline"] is None  # --baseline-ref none: no A/B
     rows = res["log_rows"]["workers_1"]
     assert rows["written"] == rows["requests"] > 0  # logging on: one row per request
     body = section(tmp_path / "B.md", "proxy")
