@@ -41,12 +41,17 @@ class StackedGain:
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
         """Design matrix -> the trees' input [N, 2 + F] (float32 logits, then features)."""
-        z = self.linear(X).astype(np.float32)
-        feats = np.asarray(X[:, -len(FEATURE_NAMES) :], np.float32)
-        return np.concatenate([z, feats], axis=1)
+        return tree_inputs(self.linear(X), X)
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.trees.predict(self.inputs(X)), np.float64)
+
+
+def tree_inputs(z: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Gain logits [N, 2] + design matrix -> the trees' input [N, 2 + F]: both as float32,
+    as the graph feeds them."""
+    feats = X[:, -len(FEATURE_NAMES) :]
+    return np.concatenate([np.asarray(z, np.float32), np.asarray(feats, np.float32)], axis=1)
 
 
 def cross_fit_groups(groups: np.ndarray, seed: int) -> np.ndarray:
@@ -86,7 +91,6 @@ def fit_stacked_gain(
         early_stopping=False,
         random_state=cfg.seed,
     )
-    feats = np.asarray(X[:, n_emb:], np.float32)
     with threadpool_limits(cfg.train_threads, user_api="openmp"):
-        trees.fit(np.concatenate([z, feats], axis=1), targets[0] - targets[1], sample_weight=weight)
+        trees.fit(tree_inputs(z, X), targets[0] - targets[1], sample_weight=weight)
     return StackedGain(linear, trees)
