@@ -207,3 +207,18 @@ def test_a_stream_cut_before_message_stop_is_a_failure(fakes, policy, make_route
     assert last.startswith("event: error") and "message_stop" in last
     (row,) = router.rows()
     assert row["status"] == 502
+
+
+def test_a_bare_upstream_error_body_gets_anthropics_envelope_and_type(fakes, policy, make_router):
+    router = make_router(anthropic_first(policy))
+    fakes.anthropic.script(Reply(chunks=[b"request too big"], status=413))
+    r = httpx.post(
+        f"{router.url}/v1/messages",
+        json={"model": "strong", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert r.status_code == 413
+    assert r.json() == {
+        "type": "error",
+        "error": {"type": "request_too_large", "message": "request too big"},
+    }

@@ -18,8 +18,9 @@ import orjson
 from router_service.backends.answers import UsageStats
 from router_service.backends.errors import UpstreamError, json_object
 from router_service.backends.sse import SSEParser
-from router_service.errors import error_type_for
 from router_service.messages_api.mapping import STOP_REASONS
+from router_service.messages_api.output import error_bytes
+from router_service.messages_api.protocol import error_type
 
 
 def prompt_tokens(usage: dict[str, Any]) -> int:
@@ -67,17 +68,15 @@ def observe_message(raw: bytes, stats: UsageStats) -> bytes:
 
 def native_error(status: int, raw: bytes) -> bytes:
     """A non-2xx upstream body -> Anthropic's error envelope: the upstream's own when it sent
-    one (relayed as it is), else one carrying its text."""
+    one (relayed as it is), else one carrying its text (``messages_api.output.error_bytes``,
+    typed for the status as the router's own Messages errors are)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         return raw
-    message = raw.decode("utf-8", errors="replace").strip()[:500] or f"HTTP {status}"
-    return orjson.dumps(
-        {"type": "error", "error": {"type": error_type_for(status), "message": message}}
-    )
+    return error_bytes(raw.strip() or f"HTTP {status}".encode(), error_type(status))
 
 
 def decode_event(data: str, name: str) -> dict[str, Any]:
