@@ -171,7 +171,7 @@ def ab_verdict(
 
 
 def markdown(ab: Mapping[str, Any] | None) -> str | None:
-    """The ``ab_baseline`` results -> a labelled table (None when no A/B was asked for)."""
+    """One ``ab_baselines`` entry -> a labelled table (None when no A/B was asked for)."""
     if not ab:
         return None
     own = (
@@ -288,7 +288,7 @@ def run_ab(
     rounds: int | None = None,
 ) -> dict[str, Any]:
     """The current router (``model_dir``) and the router at ``ref`` (its own model), one
-    worker each, measured in alternating rounds -> the ``ab_baseline`` results."""
+    worker each, measured in alternating rounds -> one ``ab_baselines`` entry."""
     n = rounds or max(budget.latency_rounds, budget.load_rounds, 2)
     out: dict[str, Any] = {"ref": ref, "rounds": n, "concurrency": budget.concurrency}
     out.update(scorer=scorer, current_model_dir=str(model_dir))

@@ -15,7 +15,8 @@ The baseline is always the same request sent straight to the upstream, in the sa
 * the LiteLLM proxy beside the router on the same upstream (``benchmarks.litellm_compare``,
   installed into its own venv; skipped with the reason when it cannot be);
 * with ``--baseline-ref REF``: chat added latency and throughput of this router and of the
-  router at REF (its own tree and model), alternating rounds (``benchmarks.baseline_router``).
+  router at REF (its own tree), alternating rounds (``benchmarks.baseline_router``), twice:
+  both on the heuristic scorer (the request path alone) and each with its own learned model.
 
 All traffic is loopback, every loop has a request count and a deadline."""
 
@@ -473,12 +474,24 @@ def run(budget: Budget, model_dir: Path, baseline_ref: str | None = None) -> dic
                 if budget.litellm
                 else None
             )
-            ab = None
-            if baseline_ref:
-                ab = baseline_router.run_ab(
-                    baseline_ref, upstream, Path(tmp), scorer_kind, model_dir, prompts, budget,
-                    added_latency, throughput,
-                )  # fmt: skip
+            # The heuristic A/B runs the same scorer kind on both sides, so it measures the
+            # request path alone; the learned one adds the change of model (each router
+            # serves its own committed model, which cannot load across versions).
+            ab_kinds = dict.fromkeys(("heuristic", scorer_kind)) if baseline_ref else {}
+            ab_runs = [
+                baseline_router.run_ab(
+                    str(baseline_ref),
+                    upstream,
+                    Path(tmp),
+                    kind,
+                    model_dir,
+                    prompts,
+                    budget,
+                    added_latency,
+                    throughput,
+                )
+                for kind in ab_kinds
+            ]
     finally:
         upstream.stop()
     first = runs[0]
@@ -494,7 +507,7 @@ def run(budget: Budget, model_dir: Path, baseline_ref: str | None = None) -> dic
         "latency_otel": traced,
         "apis": first["apis"],
         "litellm": litellm,
-        "ab_baseline": ab,
+        "ab_baselines": ab_runs,
         "streams_router": first["streams_router"],
         "streams_direct": first["streams_direct"],
         "throughput": {f"workers_{r['workers']}": r["throughput"] for r in runs},
@@ -629,7 +642,7 @@ def markdown(results: Mapping[str, Any], png: str | None) -> str:
     for extra in (
         api_markdown(results.get("apis")),
         litellm_compare.markdown(results.get("litellm")),
-        baseline_router.markdown(results.get("ab_baseline")),
+        *(baseline_router.markdown(ab) for ab in results.get("ab_baselines", [])),
     ):
         if extra:
             parts += ["", extra]

@@ -179,7 +179,8 @@ def summary_rows(out_dir: Path) -> list[list[Any]]:
                 "all",
             ]
         )
-        rows += ab_rows(res.get("ab_baseline"))
+        for ab in res.get("ab_baselines", []):
+            rows += ab_rows(ab)
         rows += litellm_rows(res.get("litellm"))
     quality = _load(out_dir, "quality")
     if quality:
@@ -248,7 +249,11 @@ def ab_rows(ab: Mapping[str, Any] | None) -> list[list[Any]]:
     summary row (or why it was not measured)."""
     if not ab:
         return []
-    what = "chat vs the router before the Responses/Messages APIs (same run)"
+    what = "chat vs the router before the Responses/Messages APIs (same run, " + (
+        "both on the heuristic scorer)"
+        if ab.get("scorer") == "heuristic"
+        else "each with its own model)"
+    )
     if "error" in ab:
         return [[what, "not measured", ab["error"], "within 5%"]]
     cur, base, v = ab["current"], ab["baseline"], ab["verdict"]

@@ -117,7 +117,7 @@ def test_proxy_quick(tmp_path: Path, model_dir: Path) -> None:
     assert set(apis["added_us"]) == {"chat", "responses", "messages"}
     assert apis["errors"] == dict.fromkeys(("chat", "responses", "messages", "direct"), 0)
     assert res["litellm"] is None  # the quick budget never installs LiteLLM
-    assert res["ab_baseline"] is None  # --baseline-ref none: no A/B
+    assert res["ab_baselines"] == []  # --baseline-ref none: no A/B
     rows = res["log_rows"]["workers_1"]
     assert rows["written"] == rows["requests"] > 0  # logging on: one row per request
     body = section(tmp_path / "B.md", "proxy")
