@@ -108,13 +108,54 @@ def test_every_subject_has_a_group() -> None:
 def test_alpaca_variant_ships_only_if_it_helps_both_families() -> None:
     cands = ["gain", "gain+alpaca", "linear"]
     base = {
-        "learned_gain": {"correctness": 0.55, "preference": 0.50},
-        "learned_linear": {"correctness": 0.53, "preference": 0.50},
+        "learned_gain": {
+            "correctness": 0.55,
+            "preference": 0.50,
+            "correctness_vs_heuristic_worst": 0.02,
+        },
+        "learned_linear": {
+            "correctness": 0.53,
+            "preference": 0.50,
+            "correctness_vs_heuristic_worst": 0.01,
+        },
     }
     hurts = {**base, "learned_gain+alpaca": {"correctness": 0.54, "preference": 0.60}}
-    helps = {**base, "learned_gain+alpaca": {"correctness": 0.56, "preference": 0.51}}
+    helps = {
+        **base,
+        "learned_gain+alpaca": {
+            "correctness": 0.56,
+            "preference": 0.51,
+            "correctness_vs_heuristic_worst": 0.02,
+        },
+    }
     assert select_strong(hurts, cands) == "gain"
     assert select_strong(helps, cands) == "gain+alpaca"
+    worse_worst = {**helps, "learned_gain+alpaca": {**helps["learned_gain+alpaca"]}}
+    # one correctness source falls below the heuristic (the plain kind kept them all above)
+    worse_worst["learned_gain+alpaca"]["correctness_vs_heuristic_worst"] = -0.001
+    assert select_strong(worse_worst, cands) == "gain"
+    below = {k: {**v, "correctness_vs_heuristic_worst": -0.01} for k, v in base.items()}
+    below["learned_gain+alpaca"] = {**worse_worst["learned_gain+alpaca"]}
+    assert select_strong(below, cands) == "gain+alpaca"  # no worse than the plain kind's worst
+    # Several AlpacaEval variants of the winner keep up: the best mean ships; a variant of
+    # another kind or other options never replaces it.
+    stack = {
+        "learned_stack@rows": {
+            "correctness": 0.58, "preference": 0.49, "correctness_vs_heuristic_worst": 0.03
+        },
+        "learned_stack+alpaca-trees@rows,aw=0.5": {
+            "correctness": 0.58, "preference": 0.54, "correctness_vs_heuristic_worst": 0.03
+        },
+        "learned_stack+alpaca-trees@rows,aw=1": {
+            "correctness": 0.59, "preference": 0.52, "correctness_vs_heuristic_worst": 0.03
+        },
+        "learned_stack+alpaca-trees@aw=2": {
+            "correctness": 0.70, "preference": 0.70, "correctness_vs_heuristic_worst": 0.2
+        },
+    }  # fmt: skip
+    assert select_strong(stack, [k.removeprefix("learned_") for k in stack]) == (
+        "stack+alpaca-trees@rows,aw=0.5"
+    )
     assert (
         select_intent({"intent_a": {"intent": 0.4}, "intent_b": {"intent": 0.5}}, ["a", "b"]) == "b"
     )
@@ -135,13 +176,22 @@ def test_candidate_specs_parse_to_the_config_that_trains_them() -> None:
     plain = parse_candidate("hgb").config(cfg)
     assert plain.strong_source_balance == cfg.strong_source_balance
     assert plain.strong_linear_c == cfg.strong_linear_c
-    assert parse_candidate("gain@rows").with_alpaca().spec == "gain+alpaca@rows"
+    trees = parse_candidate("stack+alpaca-trees@aw=0.5,rows,c=3e-4")
+    assert trees == Candidate("stack", True, True, 0.0003, trees_only=True, aw=0.5)
+    assert trees.spec == "stack+alpaca-trees@rows,c=0.0003,aw=0.5"
+    got = trees.config(cfg)
+    assert (got.strong_train_alpaca, got.strong_alpaca_trees_only) == (True, True)
+    assert got.strong_alpaca_weight == 0.5
+    assert parse_candidate("stack+alpaca-trees").config(got).strong_alpaca_weight == 0.5
     for bad, why in (
-        ("hgb+sharegpt", "KIND\\[\\+alpaca\\]"),
+        ("hgb+sharegpt", "KIND\\[\\+alpaca"),
         ("+alpaca", "KIND"),
         ("gain@fast", "unknown option 'fast'"),
         ("gain@c=abc", "c must be a number"),
         ("gain@c=0", "c must be positive"),
+        ("gain+alpaca-trees", "needs the stack head"),
+        ("stack+alpaca@aw=0.5", "aw= goes with"),
+        ("stack+alpaca-trees@aw=-1", "aw must be positive"),
     ):
         with pytest.raises(ValueError, match=why):
             parse_candidate(bad)

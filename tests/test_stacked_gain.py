@@ -58,3 +58,29 @@ def test_trees_keep_a_signal_that_holds_across_groups() -> None:
     raw = head.raw(fresh)
     assert raw[fresh[:, 0] > 0].mean() > raw[fresh[:, 0] <= 0].mean() + 0.5
     assert head.rounds == CFG.strong_stack_rounds
+
+
+def test_trees_only_rows_shape_the_trees_not_the_regressions() -> None:
+    """Judge-preference rows (``trees_only``) on another scale: the regressions equal a fit
+    without them, their gain is centred on the other rows' mean, and the trees learn the
+    ranking they carry (here on a feature the benchmark rows never vary)."""
+    n, extra = 400, 300
+    X = _rows(n + extra, 20, seed=6)
+    rng = np.random.default_rng(7)
+    X[n:, -1] = rng.integers(0, 2, extra)  # the last feature varies on the judge rows only
+    strong = rng.integers(0, 2, n + extra).astype(np.float64)
+    weak = rng.integers(0, 2, n + extra).astype(np.float64)
+    strong[n:] = np.where(X[n:, -1] > 0, 1.0, 0.8)  # the judge: a high base rate, one cue
+    weak[n:] = 1.0 - strong[n:]
+    groups = np.array([f"g{i % 3}" for i in range(n)] + ["judge"] * extra, object)
+    only = np.arange(n + extra) >= n
+    head = fit_stacked_gain(X, (strong, weak), groups, CFG, trees_only=only)
+    alone = fit_stacked_gain(X[:n], (strong[:n], weak[:n]), groups[:n], CFG)
+    np.testing.assert_allclose(head.linear(X), alone.linear(X), rtol=1e-6, atol=1e-9)
+    raw = head.raw(X[n:])
+    assert raw[X[n:, -1] > 0].mean() > raw[X[n:, -1] == 0].mean() + 0.1
+    # centred: the judge rows' high base rate does not lift them above the benchmark rows
+    assert abs(raw.mean() - head.raw(X[:n]).mean()) < 0.1
+    ignored = fit_stacked_gain(X, (strong, weak), groups, CFG, trees_only=only, trees_only_weight=0)
+    flat = ignored.raw(X[n:])
+    assert abs(flat[X[n:, -1] > 0].mean() - flat[X[n:, -1] == 0].mean()) < 0.05

@@ -95,6 +95,12 @@ class TrainConfig:
     # Does the strong-win head learn from the AlpacaEval verdicts too ("KIND+alpaca" in the
     # OOD table)? False keeps them evaluation-only (and intent labels only).
     strong_train_alpaca: bool = False
+    # With strong_train_alpaca and the "stack" head ("stack+alpaca-trees" in the OOD table):
+    # the AlpacaEval rows reach the stacker's trees only (each weighing
+    # strong_alpaca_weight, their gain centred on the benchmarks' mean), never its two
+    # regressions, which keep estimating correctness (training.model.stacked_gain).
+    strong_alpaca_trees_only: bool = False
+    strong_alpaca_weight: float = 1.0
     intent_linear_c: float = 1.0  # inverse L2 strength of the linear intent head
     # Blend of the intent head with the heuristic (router_service.intent_blend): p_learned *
     # p_heuristic ** w, re-calibrated; w = intent_blend_non_english (None: the same) where the
@@ -155,6 +161,12 @@ class TrainConfig:
     # family's mean held-out APGR from 0.536 to 0.577 and its worst source from 0.503 to
     # 0.568 in the selection (base embedding), at a cost on the preference family (0.508 ->
     # 0.490 mean); "+alpaca" in the stacker trades the other way (0.531 / 0.535).
+    # "+alpaca-trees" shows the AlpacaEval verdicts to the stacker's trees only (weight aw,
+    # gain centred). On the shipped (tuned) table aw=0.25 lifts preference 0.506 -> 0.548
+    # (worst origin 0.447 -> 0.510) but costs correctness 0.588 -> 0.583 (worst source 0.580
+    # -> 0.571), aw=0.5 / 1 cost more (0.572 / 0.577), so the selection keeps none of them.
+    # (On the untuned table aw=0.5 looked free, 0.577 -> 0.579: the strong-win pass runs on
+    # the table that ships for that reason.)
     strong_candidates: tuple[str, ...] = (
         "gain",
         "gain@rows",
@@ -163,6 +175,9 @@ class TrainConfig:
         "gain+alpaca@rows,c=0.0003",
         "stack@rows,c=0.0003",
         "stack+alpaca@rows,c=0.0003",
+        "stack+alpaca-trees@rows,c=0.0003,aw=0.25",
+        "stack+alpaca-trees@rows,c=0.0003,aw=0.5",
+        "stack+alpaca-trees@rows,c=0.0003,aw=1",
         "linear",
         "linear@rows",
         "hgb",
@@ -247,7 +262,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "latency_prompts": 50,
         "parity_prompts": 200,
         "tune_epochs": 1,
-        "strong_candidates": ("gain", "gain@rows,c=0.0003", "stack@rows,c=0.0003", "linear"),
+        "strong_candidates": (
+            "gain",
+            "gain@rows,c=0.0003",
+            "stack@rows,c=0.0003",
+            "stack+alpaca-trees@rows,c=0.0003,aw=0.5",
+            "linear",
+        ),
         "intent_candidates": ("tuned", "tuned@h=0.5,ne=4", "linear"),
     },
 }

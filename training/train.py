@@ -28,7 +28,12 @@ from training.config import TrainConfig
 from training.data.corpus import Corpus, load_corpus
 from training.evaluate import report as ev
 from training.evaluate.model_card import render
-from training.evaluate.selection import apply_selection, select_heads
+from training.evaluate.selection import (
+    apply_selection,
+    merge_selection,
+    select_intent_head,
+    select_strong_head,
+)
 from training.loop.registry import ChampionSync
 from training.model.embed import (
     StaticEmbedding,
@@ -172,11 +177,13 @@ def _run(cfg: TrainConfig, console: Console | None, served_dir: Path | None) -> 
         X = design_matrix(emb, corpus.features)
 
     selection: dict[str, Any] | None = None
+    intent_pass: dict[str, Any] | None = None
+    given = cfg
     if cfg.select_heads:
-        with st.stage("select heads on held-out sources (OOD table)"):
-            selection = select_heads(corpus, X, cfg, base)
-        cfg = apply_selection(cfg, selection)
-        console.log(f"selected: {selection['selected']}")
+        with st.stage("select the intent head on held-out sources (untuned table)"):
+            intent_pass = select_intent_head(corpus, X, cfg, base)
+        cfg = apply_selection(cfg, intent_pass)
+        console.log(f"selected intent: {intent_pass['selected']['intent']}")
 
     embedder, tuned_head = base, None
     if cfg.tune_embedding:
@@ -188,6 +195,12 @@ def _run(cfg: TrainConfig, console: Console | None, served_dir: Path | None) -> 
             )
             emb = embedder.embed(texts)
             X = design_matrix(emb, corpus.features)
+
+    if intent_pass is not None:  # strong-win kinds chosen on the table the model ships
+        with st.stage("select the strong-win head on held-out sources (shipped table)"):
+            selection = merge_selection(intent_pass, select_strong_head(corpus, X, cfg))
+        cfg = apply_selection(given, selection)
+        console.log(f"selected: {selection['selected']}")
 
     with st.stage("train + calibrate heads"):
         heads, calib = fit_heads(corpus, X, cfg, tuned_head)

@@ -1,12 +1,17 @@
 """A candidate spec -> ``Candidate`` / ``IntentCandidate`` -> the config that trains it.
 
-Spec grammar: ``KIND[+alpaca][@OPTION,...]``:
+Spec grammar: ``KIND[+alpaca|+alpaca-trees][@OPTION,...]``:
 
-* ``KIND``: a strong-win head kind of ``training.model.heads`` ("gain", "linear", "hgb");
+* ``KIND``: a strong-win head kind of ``training.model.heads`` ("gain", "stack", "linear",
+  "hgb");
 * ``+alpaca``: the head also learns from the AlpacaEval judge verdicts (CC BY-NC 4.0 data);
+  ``+alpaca-trees`` ("stack" only): they reach the stacker's trees only, not its
+  regressions (``training.model.stacked_gain``);
 * options: ``rows`` (every training row weighs the same; without it every source weighs
-  about the same, ``TrainConfig.strong_source_balance``) and ``c=FLOAT`` (inverse L2
-  strength of the linear heads; without it ``TrainConfig.strong_linear_c``).
+  about the same, ``TrainConfig.strong_source_balance``), ``c=FLOAT`` (inverse L2
+  strength of the linear heads; without it ``TrainConfig.strong_linear_c``) and, with
+  ``+alpaca-trees``, ``aw=FLOAT`` (the weight of each AlpacaEval row in the trees; 1
+  without it).
 
 So ``gain@rows,c=0.0003`` is the gain head, rows unweighted, C = 0.0003. Candidates compete
 under the leave-one-source-out protocol (``training.evaluate.ood``); the winner's options
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 from training.config import TrainConfig
 
-_GRAMMAR = "KIND[+alpaca][@rows][,c=FLOAT]"
+_GRAMMAR = "KIND[+alpaca|+alpaca-trees][@rows][,c=FLOAT][,aw=FLOAT]"
 
 
 @dataclass(frozen=True)
@@ -32,19 +37,23 @@ class Candidate:
     alpaca: bool = False
     rows: bool = False  # every row weighs the same (strong_source_balance = 0)
     c: float | None = None  # strong_linear_c; None = the config's
+    trees_only: bool = False  # "+alpaca-trees": AlpacaEval rows reach the stacker's trees only
+    aw: float | None = None  # their weight there; None = the config's (1 by default)
 
     @property
     def spec(self) -> str:
         """The canonical spec string (what the OOD table and the manifest call it)."""
-        options = [o for o in ("rows" if self.rows else "", f"c={self.c:g}" if self.c else "") if o]
-        return (
-            self.kind
-            + ("+alpaca" if self.alpaca else "")
-            + ("@" + ",".join(options) if options else "")
-        )
-
-    def with_alpaca(self) -> Candidate:
-        return dataclasses.replace(self, alpaca=True)
+        options = [
+            o
+            for o in (
+                "rows" if self.rows else "",
+                f"c={self.c:g}" if self.c else "",
+                f"aw={self.aw:g}" if self.aw is not None else "",
+            )
+            if o
+        ]
+        data = "+alpaca-trees" if self.trees_only else "+alpaca" if self.alpaca else ""
+        return self.kind + data + ("@" + ",".join(options) if options else "")
 
     def config(self, cfg: TrainConfig) -> TrainConfig:
         """``cfg`` with this candidate's head kind, data and options."""
@@ -52,6 +61,8 @@ class Candidate:
             cfg,
             strong_head=self.kind,
             strong_train_alpaca=self.alpaca,
+            strong_alpaca_trees_only=self.trees_only,
+            strong_alpaca_weight=self.aw if self.aw is not None else cfg.strong_alpaca_weight,
             strong_source_balance=0.0 if self.rows else cfg.strong_source_balance,
             strong_linear_c=self.c if self.c is not None else cfg.strong_linear_c,
         )
@@ -61,22 +72,31 @@ def parse_candidate(spec: str) -> Candidate:
     """A spec string -> ``Candidate``; ``ValueError`` naming the grammar when malformed."""
     head, _, opts = spec.partition("@")
     kind, _, extra = head.partition("+")
-    if not kind or extra not in ("", "alpaca"):
+    if not kind or extra not in ("", "alpaca", "alpaca-trees"):
         raise ValueError(f"strong-win candidate {spec!r}: expected {_GRAMMAR}")
-    rows, c = False, None
+    trees_only = extra == "alpaca-trees"
+    if trees_only and kind != "stack":
+        raise ValueError(f"strong-win candidate {spec!r}: +alpaca-trees needs the stack head")
+    rows = False
+    numbers: dict[str, float] = {}
     for opt in filter(None, opts.split(",")):
+        name, eq, value = opt.partition("=")
         if opt == "rows":
             rows = True
-        elif opt.startswith("c="):
+        elif eq and name in ("c", "aw"):
             try:
-                c = float(opt[2:])
+                numbers[name] = float(value)
             except ValueError:
-                raise ValueError(f"strong-win candidate {spec!r}: c must be a number") from None
-            if not c > 0:
-                raise ValueError(f"strong-win candidate {spec!r}: c must be positive")
+                raise ValueError(
+                    f"strong-win candidate {spec!r}: {name} must be a number"
+                ) from None
+            if not numbers[name] > 0:
+                raise ValueError(f"strong-win candidate {spec!r}: {name} must be positive")
         else:
             raise ValueError(f"strong-win candidate {spec!r}: unknown option {opt!r} ({_GRAMMAR})")
-    return Candidate(kind, extra == "alpaca", rows, c)
+    if "aw" in numbers and not trees_only:
+        raise ValueError(f"strong-win candidate {spec!r}: aw= goes with +alpaca-trees")
+    return Candidate(kind, extra != "", rows, numbers.get("c"), trees_only, numbers.get("aw"))
 
 
 _INTENT_GRAMMAR = "KIND[@h=FLOAT][,ne=FLOAT]"

@@ -115,6 +115,17 @@ def _strong_meaning(head: Mapping[str, Any]) -> list[str]:
             "learn how far the embedding holds on a source it has not seen. Platt scaling maps",
             'that gain to the probability of "strong right and weak wrong" on the calibration',
             "split.",
+            *(
+                [
+                    f"The trees also learn from {head['trees_only_rows']} AlpacaEval judge "
+                    f"verdicts (each weighing {head.get('trees_only_weight', 1):g}; their gain,",
+                    "2 P(strong preferred) − 1, centred on the benchmarks' mean gain), which the",
+                    "regressions never see: those keep estimating correctness, and the verdicts",
+                    "teach the trees which open-ended prompts gain more within a source.",
+                ]
+                if head.get("trees_only_rows")
+                else []
+            ),
         ],
         "gain": [
             "The `gain` head estimates it as P(strong right) − P(weak right) from per-model",
@@ -199,8 +210,9 @@ def render(manifest: Mapping[str, Any], report: Mapping[str, Any], calib: Mappin
         "- alpaca_eval: AlpacaEval 2.0 judge verdicts (GPT-4-Turbo judging GPT-4-Turbo against",
         "  each of ~69 weaker models on 803 open-ended instructions; CC BY-NC 4.0). Its intent",
         "  labels (`data/alpaca_eval_intents/`) train the intent head; for strong-win the rows",
-        "  are evaluation-only unless the OOD selection keeps them (it keeps them only where they",
-        "  help the correctness family without hurting the preference family). As a label,",
+        "  are evaluation-only unless the OOD selection keeps them (only where the variant is at",
+        "  least as good on both families' means and puts no correctness source below the",
+        "  heuristic). As a label,",
         "  `multi` = the mean probability over all weaker models that the strong answer wins (a",
         "  preference, not a correctness verdict: this judge favours longer answers);",
         "- feedback: judge verdicts (a cheap-tier answer scored below the bar, or the strong",

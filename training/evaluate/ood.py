@@ -260,12 +260,18 @@ def intent_scores(truth: Sequence[str], pred: Sequence[str]) -> dict[str, float]
 
 
 def _family_means(rows: dict[str, dict[str, Any]], metric: str, key: str) -> dict[str, float]:
+    """-> per family: the mean and worst score of ``key`` over the family's folds, and its
+    worst margin over the heuristic on the same fold (``FAMILY_vs_heuristic_worst``)."""
     out: dict[str, float] = {}
     for family in ("correctness", "preference", "intent"):
-        vals = [r[metric][key] for r in rows.values() if r["family"] == family and key in r[metric]]
-        if vals:
+        fam = [r[metric] for r in rows.values() if r["family"] == family and key in r[metric]]
+        if fam:
+            vals = [m[key] for m in fam]
             out[family] = float(np.mean(vals))
             out[f"{family}_worst"] = float(np.min(vals))
+            margins = [m[key] - m["heuristic"] for m in fam if "heuristic" in m]
+            if margins:
+                out[f"{family}_vs_heuristic_worst"] = float(np.min(margins))
     return out
 
 
@@ -419,19 +425,36 @@ def _mean_of(summary: dict[str, dict[str, float]], name: str, families: Sequence
 
 def select_strong(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:
     """The strong-win candidate to ship: among the kinds trained without AlpacaEval, the best
-    mean of the correctness and preference family means (first listed on ties); its
-    "+alpaca" variant replaces it only if it is at least as good on *both* families, so
-    the CC BY-NC data is kept only where it helps correctness without hurting the rest."""
+    mean of the correctness and preference family means (first listed on ties). An
+    AlpacaEval variant of it (the same kind and options, "+alpaca" or "+alpaca-trees" at any
+    weight) replaces it only if it is at least as good on both family means and puts no
+    correctness source below the heuristic that the plain kind kept at or above it, so the
+    CC BY-NC data is kept only where it costs correctness nothing; among several such
+    variants, the best mean."""
     plain = [c for c in candidates if not parse_candidate(c).alpaca] or list(candidates)
     fams = ("correctness", "preference")
-    best = max(plain, key=lambda c: (_mean_of(summary, f"learned_{c}", fams), -plain.index(c)))
-    canonical = {parse_candidate(c).spec: c for c in candidates}
-    variant = canonical.get(parse_candidate(best).with_alpaca().spec, "")
-    if variant and variant != best:
-        ours, theirs = summary.get(f"learned_{best}", {}), summary.get(f"learned_{variant}", {})
-        if all(theirs.get(f, -np.inf) >= ours.get(f, np.inf) for f in fams):
-            return variant
-    return best
+    margin = "correctness_vs_heuristic_worst"
+
+    def score(c: str) -> tuple[float, int]:
+        return _mean_of(summary, f"learned_{c}", fams), -list(candidates).index(c)
+
+    best = max(plain, key=score)
+    head = parse_candidate(best)
+    ours = summary.get(f"learned_{best}", {})
+
+    def keeps_up(c: str) -> bool:
+        cand, theirs = parse_candidate(c), summary.get(f"learned_{c}", {})
+        same = (cand.kind, cand.rows, cand.c) == (head.kind, head.rows, head.c)
+        floor = min(0.0, ours.get(margin, 0.0))
+        return (
+            cand.alpaca
+            and same
+            and all(theirs.get(f, -np.inf) >= ours.get(f, np.inf) for f in fams)
+            and theirs.get(margin, -np.inf) >= floor
+        )
+
+    variants = [c for c in candidates if c != best and keeps_up(c)]
+    return max(variants, key=score) if variants else best
 
 
 def select_intent(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:

@@ -1,12 +1,15 @@
-"""(corpus, base design matrix, config) -> the head kinds to ship, chosen out of
-distribution, and the OOD table of the shipped model on its own (final) embedding.
+"""(corpus, design matrices, config) -> the head kinds to ship, chosen out of distribution,
+and the OOD table of the shipped model on its own (final) embedding.
 
-``select_heads`` runs ``training.evaluate.ood.ood_table`` over the config's candidates on
-the untuned table (intent candidate "tuned" tunes a table per fold, on that fold's training
-rows only); ``apply_selection`` turns the winners into config fields; ``shipped_table``
-re-scores the shipped strong-win kind on the final embedding (tuned for intent on every
-intent source's train split: its strong-win folds never see a strong-win label of the source
-they are scored on, but AlpacaEval prompts did shape the table through their intent labels)."""
+Two passes, each on the representation its heads will read: ``select_intent_head`` scores
+the intent candidates on the untuned table (candidate "tuned" tunes a table per fold, on
+that fold's training rows only), which decides whether and how the table is tuned;
+``select_strong_head`` then scores the strong-win candidates on the design matrix the
+shipped model reads (the tuned table when it is tuned: its strong-win folds never see a
+strong-win label of the source they are scored on, but AlpacaEval prompts did shape the
+table through their intent labels). ``merge_selection`` joins the two halves,
+``apply_selection`` turns the winners into config fields; ``shipped_table`` re-scores the
+shipped strong-win kind on the final embedding beside the baselines."""
 
 from __future__ import annotations
 
@@ -26,17 +29,53 @@ from training.evaluate.ood import ood_table
 from training.model.embed import StaticEmbedding
 
 
-def select_heads(
+def select_intent_head(
     corpus: Corpus, X: np.ndarray, cfg: TrainConfig, base: StaticEmbedding
 ) -> dict[str, Any]:
-    """-> the OOD table of every candidate, with ``selected`` = {"strong", "intent"}."""
-    return ood_table(corpus, X, cfg, cfg.strong_candidates, cfg.intent_candidates, base)
+    """Untuned design matrix -> the OOD table of every intent candidate (``selected.intent``)."""
+    return ood_table(corpus, X, cfg, [], cfg.intent_candidates, base)
+
+
+def select_strong_head(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
+    """The design matrix the shipped heads read -> the OOD table of every strong-win
+    candidate (``selected.strong``)."""
+    return ood_table(corpus, X, cfg, cfg.strong_candidates, [])
+
+
+def merge_selection(intent: dict[str, Any], strong: dict[str, Any]) -> dict[str, Any]:
+    """The two passes -> one selection: strong-win rows, baselines and winner from the
+    strong pass, intent rows and winner from the intent pass."""
+    names = dict.fromkeys([*intent["summary"], *strong["summary"]])
+    summary = {n: {**intent["summary"].get(n, {}), **strong["summary"].get(n, {})} for n in names}
+    return {
+        "strong": strong["strong"],
+        "pooled_correctness": strong["pooled_correctness"],
+        "intent": intent["intent"],
+        "in_distribution": {
+            "strong": strong["in_distribution"]["strong"],
+            "intent": intent["in_distribution"]["intent"],
+        },
+        "summary": summary,
+        "selected": {
+            "strong": strong["selected"]["strong"],
+            "intent": intent["selected"]["intent"],
+        },
+        "candidates": {
+            "strong": strong["candidates"]["strong"],
+            "intent": intent["candidates"]["intent"],
+        },
+    }
 
 
 def apply_selection(cfg: TrainConfig, selection: dict[str, Any]) -> TrainConfig:
-    """Config + selected candidates -> the config that trains them."""
-    strong = parse_candidate(selection["selected"]["strong"]).config(cfg)
-    return parse_intent_candidate(selection["selected"]["intent"]).config(strong)
+    """Config + selected candidates (either may be None: not chosen yet) -> the config that
+    trains them."""
+    chosen = selection["selected"]
+    if chosen.get("strong"):
+        cfg = parse_candidate(chosen["strong"]).config(cfg)
+    if chosen.get("intent"):
+        cfg = parse_intent_candidate(chosen["intent"]).config(cfg)
+    return cfg
 
 
 def selection_summary(selection: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -47,7 +86,9 @@ def selection_summary(selection: dict[str, Any] | None) -> dict[str, Any] | None
 
 
 def shipped_spec(cfg: TrainConfig) -> str:
-    return cfg.strong_head + ("+alpaca" if cfg.strong_train_alpaca else "")
+    if not cfg.strong_train_alpaca:
+        return cfg.strong_head
+    return cfg.strong_head + ("+alpaca-trees" if cfg.strong_alpaca_trees_only else "+alpaca")
 
 
 def shipped_table(

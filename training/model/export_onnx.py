@@ -385,6 +385,14 @@ def build_manifest(
                     "LogisticRegressions' logits (cross-fitted by source) and the features",
                 }[heads.strong.kind],
                 "rounds": heads.strong.rounds,
+                **(
+                    {
+                        "trees_only_rows": st.trees_only_rows,
+                        "trees_only_weight": st.trees_only_weight,
+                    }
+                    if (st := heads.strong.stacked) is not None and st.trees_only_rows
+                    else {}
+                ),
             },
             "n_trees": saved["n_trees"],
             "n_tree_nodes": saved["n_tree_nodes"],

@@ -251,7 +251,8 @@ def fit_strong(
     (default ``cfg.strong_head``). ``sources``: per-row group for ``source_weights``;
     ``outcomes``: (strong right, weak right) targets, used by "gain" and "stack";
     ``groups``: per-row source group (``win_group``) "stack" cross-fits by (default
-    ``sources``)."""
+    ``sources``; with ``cfg.strong_alpaca_trees_only`` its "alpaca_eval" rows reach the
+    stacker's trees only)."""
     kind = kind or cfg.strong_head
     if kind not in STRONG_KINDS:
         raise ValueError(f"unknown strong head {kind!r} (known: {', '.join(STRONG_KINDS)})")
@@ -270,7 +271,15 @@ def fit_strong(
         if kind == "stack":
             by = groups if groups is not None else sources
             by = np.zeros(len(y), np.int64) if by is None else by
-            return StrongHead(kind, stacked=fit_stacked_gain(X, outcomes, by, cfg, weight))
+            trees_only = None
+            if cfg.strong_train_alpaca and cfg.strong_alpaca_trees_only:
+                if sources is None:
+                    raise ValueError("strong_alpaca_trees_only needs each row's source")
+                trees_only = np.asarray(sources, object) == "alpaca_eval"
+            stacked = fit_stacked_gain(
+                X, outcomes, by, cfg, weight, trees_only, cfg.strong_alpaca_weight
+            )
+            return StrongHead(kind, stacked=stacked)
         lin = fit_linear(X, list(outcomes), cfg.strong_linear_c, n_emb, weight)
         return StrongHead(kind, linear=lin)
     hard = y >= 0.5  # the trees take hard labels; soft ones weigh their row by the margin

@@ -14,7 +14,11 @@ so scikit-learn and onnxruntime take the same branches (``training.model.onnx_tr
 Leave-one-source-out (MODEL_CARD.md, "Out-of-distribution"), over the plain gain head on
 the same embedding: correctness-family mean APGR 0.555 -> 0.586, worst source 0.521 -> 0.575
 (every correctness source above the heuristic); the preference family (AlpacaEval, which
-it does not train on) falls 0.519 -> 0.505 mean, 0.495 -> 0.452 worst."""
+it does not train on) falls 0.519 -> 0.505 mean, 0.495 -> 0.452 worst.
+
+``trees_only`` rows (candidate "stack+alpaca-trees": the AlpacaEval verdicts) reach the
+trees alone, with their gain centred, so a judge's preferences can shape the ranking
+without moving the regressions' estimate of correctness."""
 
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ class StackedGain:
 
     linear: LinearLogits  # the gain head's two regressions (strong right, weak right)
     trees: HistGradientBoostingRegressor
+    trees_only_rows: int = 0  # rows only the trees learned from (judge preferences)
+    trees_only_weight: float = 0.0  # and the weight of each
 
     def inputs(self, X: np.ndarray) -> np.ndarray:
         """Design matrix -> the trees' input [N, 2 + F] (float32 logits, then features)."""
@@ -70,19 +76,43 @@ def fit_stacked_gain(
     groups: np.ndarray,
     cfg: TrainConfig,
     weight: np.ndarray | None = None,
+    trees_only: np.ndarray | None = None,
+    trees_only_weight: float = 1.0,
 ) -> StackedGain:
     """Rows, (strong right, weak right) targets and each row's source group -> the fitted
-    head: cross-fitted logits train the trees, regressions refitted on every row serve."""
+    head: cross-fitted logits train the trees, regressions refitted on every row serve.
+
+    ``trees_only`` (bool per row): rows the regressions never see, only the trees, each
+    weighing ``trees_only_weight``, their gain centred on the other rows' mean gain. For
+    judge preferences (AlpacaEval): the regressions keep estimating correctness, and the
+    trees learn from the preferences which prompts gain more *within* a source, not a
+    different base rate (a judge's verdicts and a benchmark's grades are on other scales)."""
     n_emb = X.shape[1] - len(FEATURE_NAMES)
     targets = [np.asarray(t, np.float64) for t in outcomes]
-    folds = cross_fit_groups(groups, cfg.seed)
+    extra = np.zeros(len(X), bool) if trees_only is None else np.asarray(trees_only, bool)
+    if extra.all():
+        raise ValueError("the stack head needs rows outside trees_only for its regressions")
+    main = ~extra
+    Xm, tm = X[main], [t[main] for t in targets]
+    wm = None if weight is None else weight[main]
+    folds = cross_fit_groups(groups[main], cfg.seed)
     z = np.zeros((len(X), 2), np.float32)
+    zm = np.zeros((len(Xm), 2), np.float32)
     for k in np.unique(folds):
         out = folds == k
-        w = None if weight is None else weight[~out]
-        lin = fit_linear(X[~out], [t[~out] for t in targets], cfg.strong_linear_c, n_emb, w)
-        z[out] = lin(X[out]).astype(np.float32)
-    linear = fit_linear(X, targets, cfg.strong_linear_c, n_emb, weight)
+        w = None if wm is None else wm[~out]
+        lin = fit_linear(Xm[~out], [t[~out] for t in tm], cfg.strong_linear_c, n_emb, w)
+        zm[out] = lin(Xm[out]).astype(np.float32)
+    linear = fit_linear(Xm, tm, cfg.strong_linear_c, n_emb, wm)
+    z[main] = zm
+    gain = targets[0] - targets[1]
+    tree_weight = None if weight is None else np.asarray(weight, np.float64).copy()
+    if extra.any():  # never seen by the regressions: their logits are already out of sample
+        z[extra] = linear(X[extra]).astype(np.float32)
+        gain = gain.copy()
+        gain[extra] += gain[main].mean() - gain[extra].mean()
+        tree_weight = np.ones(len(X)) if tree_weight is None else tree_weight
+        tree_weight[extra] *= trees_only_weight
     trees = HistGradientBoostingRegressor(
         max_iter=cfg.strong_stack_rounds,
         max_depth=cfg.strong_stack_depth,
@@ -92,5 +122,6 @@ def fit_stacked_gain(
         random_state=cfg.seed,
     )
     with threadpool_limits(cfg.train_threads, user_api="openmp"):
-        trees.fit(tree_inputs(z, X), targets[0] - targets[1], sample_weight=weight)
-    return StackedGain(linear, trees)
+        trees.fit(tree_inputs(z, X), gain, sample_weight=tree_weight)
+    n_extra = int(extra.sum())
+    return StackedGain(linear, trees, n_extra, trees_only_weight if n_extra else 0.0)
