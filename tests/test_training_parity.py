@@ -23,6 +23,7 @@ from router_service.features import (
 )
 from router_service.intents import INTENTS
 from router_service.learned import LearnedScorer
+from router_service.scoring import DEFAULT_MODEL_DIR
 from training.config import TrainConfig
 from training.model.calibrators import PlattScaler, TemperatureScaler
 from training.model.embed import StaticEmbedding
@@ -216,6 +217,20 @@ def test_parity_for_every_head_kind(tmp_path: Path, intent_kind: str, strong_kin
         assert manifest["heads"]["n_trees"] == 0
     probs, _, _ = scorer.predict_batch(convs[:20])
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert unread_initializers(tmp_path / "router.onnx") == []
+
+
+def unread_initializers(path: Path) -> list[str]:
+    """Graph constants no node reads (onnxruntime warns about each at every load)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    used = {name for node in graph.node for name in node.input}
+    return [t.name for t in graph.initializer if t.name not in used]
+
+
+def test_the_committed_graph_reads_every_constant() -> None:
+    assert unread_initializers(DEFAULT_MODEL_DIR / "router.onnx") == []
 
 
 @pytest.mark.parametrize(("normalize", "head_tokens"), [(False, 4), (True, 0), (False, 0)])

@@ -267,6 +267,10 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         mk("Sigmoid", [logits["strong"]], ["p_win"]),
         mk("Reshape", ["p_win", "flat"], [OUTPUT_NAMES[1]]),
     ]
+    # Constants no node reads (Platt's a and b once folded into tree leaves, the embedding
+    # scale of an unscaled table...) would only make onnxruntime warn at every load.
+    used = {name for node in nodes for name in node.input}
+    inits = [t for t in inits if t.name in used]
     graph = helper.make_graph(
         nodes,
         "learned_router",
