@@ -26,7 +26,7 @@ from router_service.learned import LearnedScorer
 from router_service.scoring import DEFAULT_MODEL_DIR
 from training.config import TrainConfig
 from training.model.calibrators import PlattScaler, TemperatureScaler
-from training.model.embed import StaticEmbedding
+from training.model.embed import StaticEmbedding, table_from_model_dir
 from training.model.export_onnx import build_graph, build_manifest, save_model
 from training.model.heads import (
     Heads,
@@ -229,8 +229,10 @@ def unread_initializers(path: Path) -> list[str]:
     return [t.name for t in graph.initializer if t.name not in used]
 
 
-def test_the_committed_graph_reads_every_constant() -> None:
+def test_the_committed_graph_reads_every_constant_and_its_table_reads_back() -> None:
     assert unread_initializers(DEFAULT_MODEL_DIR / "router.onnx") == []
+    table, scale, _ = table_from_model_dir(DEFAULT_MODEL_DIR)  # as bench_quality reads it
+    assert table.dtype == np.int16 and scale > 0
 
 
 @pytest.mark.parametrize(("normalize", "head_tokens"), [(False, 4), (True, 0), (False, 0)])
@@ -242,6 +244,11 @@ def test_parity_without_normalisation_or_head_pooling(
     convs = [messages_from_payload(t) for t in sample_prompts(80, seed=11)]
     result = check_parity(scorer, embedder, heads, convs, tol=1e-4)
     assert result["ok"], result
+    # The table reads back exactly, its scale from the model's metadata even where no node
+    # reads the scale constant (a normalised table) and the export dropped it.
+    assert unread_initializers(tmp_path / "router.onnx") == []
+    table, scale, _ = table_from_model_dir(tmp_path)
+    assert np.array_equal(table, embedder.table_q) and scale == embedder.scale
 
 
 def test_parity_with_a_stacked_linear_model(tmp_path: Path) -> None:

@@ -222,16 +222,23 @@ def _distill(source: str, pca_dims: int, target: Path) -> None:
 
 
 def table_from_model_dir(model_dir: Path) -> tuple[np.ndarray, float, Tokenizer]:
-    """An exported model dir -> its int16 table, scale (from router.onnx) and tokenizer."""
+    """An exported model dir -> its int16 table, scale (from router.onnx: the model's
+    metadata, or the graph constant of a model exported before it kept one) and tokenizer."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(model_dir / "router.onnx"))
     inits = {i.name: i for i in model.graph.initializer}
-    if EMBEDDING_INITIALIZER not in inits or EMBEDDING_SCALE not in inits:
+    props = {p.key: p.value for p in model.metadata_props}
+    if EMBEDDING_INITIALIZER not in inits or not (
+        EMBEDDING_SCALE in props or EMBEDDING_SCALE in inits
+    ):
         raise ValueError(f"{model_dir / 'router.onnx'} has no {EMBEDDING_INITIALIZER} table")
     table = numpy_helper.to_array(inits[EMBEDDING_INITIALIZER])
-    scale = float(numpy_helper.to_array(inits[EMBEDDING_SCALE]))
+    if EMBEDDING_SCALE in props:
+        scale = float(props[EMBEDDING_SCALE])
+    else:
+        scale = float(numpy_helper.to_array(inits[EMBEDDING_SCALE]))
     return table, scale, Tokenizer.from_file(str(model_dir / "tokenizer.json"))
 
 

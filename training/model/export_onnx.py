@@ -73,7 +73,8 @@ def _embedding_nodes(embedder: StaticEmbedding) -> tuple[list[Any], list[Any], s
     mk = helper.make_node
     inits = [
         numpy_helper.from_array(embedder.table_q, EMBEDDING_INITIALIZER),
-        # Read by the mean below, and always by ``training.model.embed.table_from_model_dir``.
+        # Read by the mean below (``training.model.embed.table_from_model_dir`` reads the
+        # copy in the model's metadata, which a normalised table also keeps).
         _const(EMBEDDING_SCALE, embedder.scale, np.float64),
         _const("axis1", [1], np.int64),
         _const("flat_rows", [0, -1], np.int64),
@@ -291,6 +292,7 @@ def build_graph(embedder: StaticEmbedding, heads: Heads) -> onnx.ModelProto:
         producer_name="learned-router",
     )
     model.ir_version = 8
+    helper.set_model_props(model, {EMBEDDING_SCALE: repr(float(embedder.scale))})
     onnx.checker.check_model(model)
     return model
 
