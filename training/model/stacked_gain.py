@@ -12,9 +12,9 @@ regressions are then refitted on every row; only the trees read the cross-fitted
 The trees read the logits rounded to float32 (the graph's Gemm runs in float64 and casts),
 so scikit-learn and onnxruntime take the same branches (``training.model.onnx_trees``).
 Leave-one-source-out (MODEL_CARD.md, "Out-of-distribution"), over the plain gain head on
-the same embedding: correctness-family mean APGR 0.555 -> 0.586, worst source 0.521 -> 0.575
-(every correctness source above the heuristic); the preference family (AlpacaEval, which
-it does not train on) falls 0.519 -> 0.505 mean, 0.495 -> 0.452 worst.
+the same (shipped) embedding: correctness-family mean APGR 0.555 -> 0.588, worst source
+0.521 -> 0.580 (every correctness source above the heuristic); the preference family
+(AlpacaEval, which it does not train on) falls 0.519 -> 0.506 mean, 0.495 -> 0.447 worst.
 
 ``trees_only`` rows (candidate "stack+alpaca-trees": the AlpacaEval verdicts) reach the
 trees alone, with their gain centred, so a judge's preferences can shape the ranking
