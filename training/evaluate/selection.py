@@ -43,18 +43,13 @@ def select_strong_head(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> dict[
 
 
 def merge_selection(intent: dict[str, Any], strong: dict[str, Any]) -> dict[str, Any]:
-    """The two passes -> one selection: strong-win rows, baselines and winner from the
-    strong pass, intent rows and winner from the intent pass."""
+    """The two passes -> one selection, what its readers use (``shipped_table``, the model
+    card, the manifest): the intent rows, both halves' family means, candidates and winners
+    (strong-win and baselines from the strong pass, intent from the intent pass)."""
     names = dict.fromkeys([*intent["summary"], *strong["summary"]])
     summary = {n: {**intent["summary"].get(n, {}), **strong["summary"].get(n, {})} for n in names}
     return {
-        "strong": strong["strong"],
-        "pooled_correctness": strong["pooled_correctness"],
         "intent": intent["intent"],
-        "in_distribution": {
-            "strong": strong["in_distribution"]["strong"],
-            "intent": intent["in_distribution"]["intent"],
-        },
         "summary": summary,
         "selected": {
             "strong": strong["selected"]["strong"],
