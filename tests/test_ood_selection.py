@@ -15,7 +15,7 @@ from training.config import TrainConfig
 from training.data.alpaca_eval import load_alpaca_eval, load_intent_labels
 from training.data.mmlu import EXCLUDED_SUBJECTS, MMLU_GROUPS, MMLU_SUBJECTS, subject_group
 from training.evaluate.candidates import Candidate, parse_candidate
-from training.evaluate.ood import select_intent, select_strong
+from training.evaluate.selection import select_intent, select_strong
 from training.model.linear import fit_linear
 
 
@@ -195,3 +195,46 @@ def test_candidate_specs_parse_to_the_config_that_trains_them() -> None:
     ):
         with pytest.raises(ValueError, match=why):
             parse_candidate(bad)
+
+
+def test_a_candidate_that_sends_small_talk_strong_never_ships() -> None:
+    cands = ["stack", "stack+alpaca-trees@aw=0.15", "gain"]
+    summary = {
+        "learned_stack": {
+            "correctness": 0.58, "preference": 0.50, "correctness_vs_heuristic_worst": 0.04,
+            "cheap_strong_share": 0.06,
+        },
+        "learned_stack+alpaca-trees@aw=0.15": {
+            "correctness": 0.59, "preference": 0.54, "correctness_vs_heuristic_worst": 0.04,
+            "cheap_strong_share": 0.48,
+        },
+        "learned_gain": {
+            "correctness": 0.55, "preference": 0.52, "correctness_vs_heuristic_worst": 0.01,
+            "cheap_strong_share": 0.05,
+        },
+    }  # fmt: skip
+    assert select_strong(summary, cands) == "stack+alpaca-trees@aw=0.15"  # no guard
+    assert select_strong(summary, cands, 0.10) == "stack"
+    # The best plain kind misbehaves too: the next plain kind that behaves ships.
+    summary["learned_stack"]["cheap_strong_share"] = 0.30
+    assert select_strong(summary, cands, 0.10) == "gain"
+    # Nobody behaves: the guard cannot choose, the APGR rules alone do.
+    summary["learned_gain"]["cheap_strong_share"] = 0.30
+    assert select_strong(summary, cands, 0.10) == "stack+alpaca-trees@aw=0.15"
+    del summary["learned_gain"]["cheap_strong_share"]  # not measured: no objection
+    assert select_strong(summary, cands, 0.10) == "gain"
+
+
+def test_strong_share_by_intent_counts_each_intent_at_the_global_cut() -> None:
+    from training.evaluate.behaviour import MIN_PER_INTENT, mean_shares, strong_share_by_intent
+
+    n = MIN_PER_INTENT
+    intents = np.array(["chitchat"] * n + ["math"] * n + ["roleplay"] * 2 * n, object)
+    scores = np.concatenate([np.zeros(n), np.ones(n), np.linspace(0.2, 0.4, 2 * n)])
+    shares = strong_share_by_intent(scores, intents, 0.25, ("chitchat", "roleplay"))
+    assert shares == {"chitchat": 0.0, "math": 1.0, "roleplay": 0.0, "cheap": 0.0}
+    flipped = strong_share_by_intent(1 - scores, intents, 0.25, ("chitchat",))
+    assert flipped["chitchat"] == 1.0 and flipped["math"] == 0.0
+    few = strong_share_by_intent(scores[: n + 3], intents[: n + 3], 0.5, ("math",))
+    assert "math" not in few and few["cheap"] == 1.0  # 3 math prompts: no share of its own
+    assert mean_shares([{"a": 0.2, "b": 1.0}, {"a": 0.4}]) == pytest.approx({"a": 0.3, "b": 1.0})

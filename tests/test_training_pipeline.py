@@ -56,6 +56,11 @@ def test_model_directory_is_complete_and_loadable(trained) -> None:
     blend = manifest["intent_blend"]
     assert (blend["heuristic_weight"], blend["non_english_weight"]) == (0.5, 4.0)
     assert manifest["selection"]["selected"]["intent"] == "tuned@h=0.5,ne=4"
+    behaviour = manifest["selection"]["behaviour"]  # every strong-win candidate, on ShareGPT
+    tiny = load_config("tiny").strong_candidates
+    assert set(behaviour) == {"heuristic", *(f"learned_{c}" for c in tiny)}
+    shipped = behaviour[f"learned_{manifest['selection']['selected']['strong']}"]
+    assert 0.0 <= shipped["cheap"] <= 1.0 and "chitchat" in shipped
     assert manifest["metrics"]["intent_accuracy"] >= 0
     scorer = LearnedScorer.load(out)
     assert scorer.version == result.model_version
@@ -69,6 +74,7 @@ def test_model_directory_is_complete_and_loadable(trained) -> None:
         "Limitations",
         "0.603",
         "heuristic's keyword-only",
+        "ShareGPT chitchat → strong",
         result.model_version,
     ):
         assert words in card

@@ -19,9 +19,11 @@ learned model per candidate (keys ``learned_<spec>`` for strong-win candidates, 
 ``training.evaluate.candidates`` parses: head kind, data, row weighting, regularisation;
 ``intent_<spec>`` for intent candidates: head kind and blend weights with the heuristic, each
 kind fitted once per fold, temperature-calibrated on the calibration rows of the fold's
-training sources and blended at every weight). ``select_*`` pick the candidate with the best mean
-of the family means (ties: the first listed); the in-distribution score (train split -> test split
-of the same sources) is reported beside every OOD number, never instead of it."""
+training sources and blended at every weight). The in-distribution score (train split -> test
+split of the same sources) is reported beside every OOD number, never instead of it. Every
+strong-win fold model also scores the labelled ShareGPT prompts (``behaviour``: the strong
+share per intent, ``training.evaluate.behaviour``). This module measures;
+``training.evaluate.selection`` decides what ships."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from training.config import TrainConfig
 from training.data.corpus import Corpus
 from training.data.mmlu import MMLU_GROUPS
 from training.evaluate import metrics
+from training.evaluate.behaviour import mean_shares, probe_rows, strong_share_by_intent
 from training.evaluate.candidates import parse_candidate, parse_intent_candidate
 from training.model.embed import StaticEmbedding
 from training.model.finetune import tune_settings
@@ -284,9 +287,12 @@ def ood_table(
     base_embedder: StaticEmbedding | None = None,
 ) -> dict[str, Any]:
     """Every fold, every scorer -> {"strong": {fold: row}, "intent": {fold: row},
-    "pooled": ..., "in_distribution": ..., "summary": per-scorer family means,
-    "selected": {"strong": kind, "intent": kind}}."""
+    "pooled_correctness": ..., "in_distribution": ..., "behaviour": per-scorer strong share
+    per ShareGPT intent (fold mean), "summary": per-scorer family means (and
+    ``cheap_strong_share``), "candidates": the specs scored}."""
     d = _Data(corpus, X, cfg, base_embedder)
+    probe = probe_rows(corpus)
+    shares: dict[str, list[dict[str, float]]] = {k: [] for k in strong_kinds}
     strong_rows: dict[str, dict[str, Any]] = {}
     pooled = {k: np.zeros(len(corpus.frame)) for k in strong_kinds}
     pooled_idx: list[np.ndarray] = []
@@ -295,6 +301,7 @@ def ood_table(
         for kind in strong_kinds:
             score = _strong_scorer(d, kind)(fold.train)
             learned[kind] = np.asarray(score(fold.test), np.float64)
+            shares[kind].append(_shares(d, np.asarray(score(probe), np.float64), probe))
             if fold.family == "correctness":  # the fold's own model, Platt-scaled
                 pooled[kind][fold.test] = _calibrated(d, score, fold, learned[kind])
         strong_rows[fold.name] = _strong_row(d, fold, learned)
@@ -323,19 +330,29 @@ def ood_table(
     }
     for name in ("heuristic", *(f"intent_{k}" for k in intent_kinds)):
         summary.setdefault(name, {}).update(_family_means(intent_rows, "macro_f1", name))
+    behaviour = {"heuristic": _shares(d, d.h_win[probe], probe)} if strong_kinds else {}
+    for kind, per_fold in shares.items():
+        behaviour[f"learned_{kind}"] = mean_shares(per_fold)
+    for name, row in behaviour.items():
+        if "cheap" in row:
+            summary[name]["cheap_strong_share"] = row["cheap"]
     in_dist = in_distribution(d, strong_kinds, intent_kinds)
     return {
         "strong": strong_rows,
         "pooled_correctness": pooled_row,
         "intent": intent_rows,
         "in_distribution": in_dist,
+        "behaviour": behaviour,
         "summary": summary,
-        "selected": {
-            "strong": select_strong(summary, strong_kinds) if strong_kinds else None,
-            "intent": select_intent(summary, intent_kinds) if intent_kinds else None,
-        },
         "candidates": {"strong": list(strong_kinds), "intent": list(intent_kinds)},
     }
+
+
+def _shares(d: _Data, scores: np.ndarray, probe: np.ndarray) -> dict[str, float]:
+    cfg = d.cfg
+    return strong_share_by_intent(
+        scores, d.intents[probe], cfg.behaviour_strong_share, cfg.cheap_intents
+    )
 
 
 def _calibrated(
@@ -415,51 +432,3 @@ def in_distribution(
         }
         at += len(idx)
     return out
-
-
-def _mean_of(summary: dict[str, dict[str, float]], name: str, families: Sequence[str]) -> float:
-    vals = [summary.get(name, {}).get(f) for f in families]
-    finite = [v for v in vals if v is not None and np.isfinite(v)]
-    return float(np.mean(finite)) if finite else -np.inf
-
-
-def select_strong(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:
-    """The strong-win candidate to ship: among the kinds trained without AlpacaEval, the best
-    mean of the correctness and preference family means (first listed on ties). An
-    AlpacaEval variant of it (the same kind and options, "+alpaca" or "+alpaca-trees" at any
-    weight) replaces it only if it is at least as good on both family means and puts no
-    correctness source below the heuristic that the plain kind kept at or above it, so the
-    CC BY-NC data is kept only where it costs correctness nothing; among several such
-    variants, the best mean."""
-    plain = [c for c in candidates if not parse_candidate(c).alpaca] or list(candidates)
-    fams = ("correctness", "preference")
-    margin = "correctness_vs_heuristic_worst"
-
-    def score(c: str) -> tuple[float, int]:
-        return _mean_of(summary, f"learned_{c}", fams), -list(candidates).index(c)
-
-    best = max(plain, key=score)
-    head = parse_candidate(best)
-    ours = summary.get(f"learned_{best}", {})
-
-    def keeps_up(c: str) -> bool:
-        cand, theirs = parse_candidate(c), summary.get(f"learned_{c}", {})
-        same = (cand.kind, cand.rows, cand.c) == (head.kind, head.rows, head.c)
-        floor = min(0.0, ours.get(margin, 0.0))
-        return (
-            cand.alpaca
-            and same
-            and all(theirs.get(f, -np.inf) >= ours.get(f, np.inf) for f in fams)
-            and theirs.get(margin, -np.inf) >= floor
-        )
-
-    variants = [c for c in candidates if c != best and keeps_up(c)]
-    return max(variants, key=score) if variants else best
-
-
-def select_intent(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:
-    """The intent candidate with the best mean leave-one-source-out macro-F1."""
-    return max(
-        candidates,
-        key=lambda c: (_mean_of(summary, f"intent_{c}", ("intent",)), -candidates.index(c)),
-    )

@@ -96,8 +96,8 @@ def candidate_rows(selection: Mapping[str, Any] | None) -> list[str]:
     summary, chosen = selection["summary"], selection["selected"]
     lines = [
         "| head | candidate | correctness OOD (mean / worst) | preference OOD (mean / worst) | "
-        "intent macro-F1 OOD (mean / worst) | shipped |",
-        "|---|---|---|---|---|---|",
+        "intent macro-F1 OOD (mean / worst) | ShareGPT chitchat → strong | shipped |",
+        "|---|---|---|---|---|---|---|",
     ]
     for part in ("strong", "intent"):
         for cand in selection["candidates"][part]:
@@ -106,8 +106,23 @@ def candidate_rows(selection: Mapping[str, Any] | None) -> list[str]:
                 f"{_f(v.get(f))} / {_f(v.get(f + '_worst'))}"
                 for f in ("correctness", "preference", "intent")
             ]
+            cheap = v.get("cheap_strong_share")
+            cells.append("–" if cheap is None else f"{cheap:.0%}")
             mark = "yes" if chosen[part] == cand else ""
             lines.append(f"| {part} | {cand} | " + " | ".join(cells) + f" | {mark} |")
+    return lines
+
+
+def behaviour_rows(selection: Mapping[str, Any] | None) -> list[str]:
+    """Strong share per ShareGPT intent: the heuristic beside the shipped strong-win kind."""
+    behaviour = (selection or {}).get("behaviour") or {}
+    shipped = behaviour.get(f"learned_{(selection or {}).get('selected', {}).get('strong')}")
+    heuristic = behaviour.get("heuristic")
+    if not shipped or not heuristic:
+        return []
+    lines = ["| ShareGPT intent | heuristic → strong | learned → strong |", "|---|---|---|"]
+    for intent in (k for k in shipped if k != "cheap"):
+        lines.append(f"| {intent} | {heuristic.get(intent, 0.0):.0%} | {shipped[intent]:.0%} |")
     return lines
 
 
@@ -128,5 +143,22 @@ def render(table: Mapping[str, Any], selection: Mapping[str, Any] | None = None)
     ]
     cands = candidate_rows(selection)
     if cands:
-        out += ["", "Candidates compared by the selection (learned only):", "", *cands]
+        out += [
+            "",
+            "Candidates compared by the selection (learned only; chitchat → strong: the share "
+            "of labelled ShareGPT chitchat prompts the fold models send strong at the cut that "
+            "sends `behaviour_strong_share` (20% by default) of all of them strong: the behaviour "
+            "guard):",
+            "",
+            *cands,
+        ]
+    behaviour = behaviour_rows(selection)
+    if behaviour:
+        out += [
+            "",
+            "Which real chat prompts the strong tier gets (labelled ShareGPT prompts; learned: the "
+            "mean of its fold models; each scorer's own cut sends 20% of them strong):",
+            "",
+            *behaviour,
+        ]
     return "\n".join(out) + "\n"

@@ -14,12 +14,14 @@ shipped strong-win kind on the final embedding beside the baselines."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from training.config import TrainConfig
 from training.data.corpus import Corpus
+from training.evaluate.behaviour import cheap_share
 from training.evaluate.candidates import (
     intent_candidate_of,
     parse_candidate,
@@ -33,23 +35,91 @@ def select_intent_head(
     corpus: Corpus, X: np.ndarray, cfg: TrainConfig, base: StaticEmbedding
 ) -> dict[str, Any]:
     """Untuned design matrix -> the OOD table of every intent candidate (``selected.intent``)."""
-    return ood_table(corpus, X, cfg, [], cfg.intent_candidates, base)
+    table = ood_table(corpus, X, cfg, [], cfg.intent_candidates, base)
+    return {**table, "selected": {"intent": select_intent(table["summary"], cfg.intent_candidates)}}
 
 
 def select_strong_head(corpus: Corpus, X: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
     """The design matrix the shipped heads read -> the OOD table of every strong-win
     candidate (``selected.strong``)."""
-    return ood_table(corpus, X, cfg, cfg.strong_candidates, [])
+    table = ood_table(corpus, X, cfg, cfg.strong_candidates, [])
+    chosen = select_strong(table["summary"], cfg.strong_candidates, cfg.cheap_max_strong_share)
+    return {**table, "selected": {"strong": chosen}}
+
+
+def _mean_of(summary: dict[str, dict[str, float]], name: str, families: Sequence[str]) -> float:
+    vals = [summary.get(name, {}).get(f) for f in families]
+    finite = [v for v in vals if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else -np.inf
+
+
+def behaves(summary: dict[str, dict[str, float]], candidate: str, max_cheap: float | None) -> bool:
+    """Does a strong-win candidate keep the cheap intents (small talk) off the strong tier:
+    its fold models' mean cheap-intent strong share (``training.evaluate.behaviour``) at most
+    ``max_cheap``? True when not measured or no bound is set."""
+    share = cheap_share(summary.get(f"learned_{candidate}", {}))
+    return max_cheap is None or share is None or share <= max_cheap
+
+
+def select_strong(
+    summary: dict[str, dict[str, float]],
+    candidates: Sequence[str],
+    max_cheap_share: float | None = None,
+) -> str:
+    """The strong-win candidate to ship: among the kinds trained without AlpacaEval, the best
+    mean of the correctness and preference family means (first listed on ties). An
+    AlpacaEval variant of it (the same kind and options, "+alpaca" or "+alpaca-trees" at any
+    weight) replaces it only if it is at least as good on both family means and puts no
+    correctness source below the heuristic that the plain kind kept at or above it, so the
+    CC BY-NC data is kept only where it costs correctness nothing; among several such
+    variants, the best mean. Only candidates that ``behaves`` (small talk stays off the
+    strong tier) compete; when none does, all do (the run's table shows it)."""
+    fit = [c for c in candidates if behaves(summary, c, max_cheap_share)] or list(candidates)
+    plain = [c for c in fit if not parse_candidate(c).alpaca] or fit
+    fams = ("correctness", "preference")
+    margin = "correctness_vs_heuristic_worst"
+    order = list(candidates)
+
+    def score(c: str) -> tuple[float, int]:
+        return _mean_of(summary, f"learned_{c}", fams), -order.index(c)
+
+    best = max(plain, key=score)
+    head = parse_candidate(best)
+    ours = summary.get(f"learned_{best}", {})
+
+    def keeps_up(c: str) -> bool:
+        cand, theirs = parse_candidate(c), summary.get(f"learned_{c}", {})
+        same = (cand.kind, cand.rows, cand.c) == (head.kind, head.rows, head.c)
+        floor = min(0.0, ours.get(margin, 0.0))
+        return (
+            cand.alpaca
+            and same
+            and all(theirs.get(f, -np.inf) >= ours.get(f, np.inf) for f in fams)
+            and theirs.get(margin, -np.inf) >= floor
+        )
+
+    variants = [c for c in fit if c != best and keeps_up(c)]
+    return max(variants, key=score) if variants else best
+
+
+def select_intent(summary: dict[str, dict[str, float]], candidates: Sequence[str]) -> str:
+    """The intent candidate with the best mean leave-one-source-out macro-F1."""
+    return max(
+        candidates,
+        key=lambda c: (_mean_of(summary, f"intent_{c}", ("intent",)), -list(candidates).index(c)),
+    )
 
 
 def merge_selection(intent: dict[str, Any], strong: dict[str, Any]) -> dict[str, Any]:
     """The two passes -> one selection, what its readers use (``shipped_table``, the model
-    card, the manifest): the intent rows, both halves' family means, candidates and winners
-    (strong-win and baselines from the strong pass, intent from the intent pass)."""
+    card, the manifest): the intent rows, the strong-win candidates' behaviour, both halves'
+    family means, candidates and winners (strong-win and baselines from the strong pass,
+    intent from the intent pass)."""
     names = dict.fromkeys([*intent["summary"], *strong["summary"]])
     summary = {n: {**intent["summary"].get(n, {}), **strong["summary"].get(n, {})} for n in names}
     return {
         "intent": intent["intent"],
+        "behaviour": strong["behaviour"],
         "summary": summary,
         "selected": {
             "strong": strong["selected"]["strong"],
@@ -74,10 +144,12 @@ def apply_selection(cfg: TrainConfig, selection: dict[str, Any]) -> TrainConfig:
 
 
 def selection_summary(selection: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The selection -> what the manifest keeps of it (candidates, family means, winners)."""
+    """The selection -> what the manifest keeps of it (candidates, family means, winners and
+    the strong-win candidates' behaviour on ShareGPT prompts)."""
     if selection is None:
         return None
-    return {k: selection[k] for k in ("candidates", "summary", "selected")}
+    keys = ("candidates", "summary", "selected", "behaviour")
+    return {k: selection[k] for k in keys if k in selection}
 
 
 def shipped_spec(cfg: TrainConfig) -> str:
