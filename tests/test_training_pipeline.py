@@ -60,7 +60,7 @@ def test_model_directory_is_complete_and_loadable(trained) -> None:
     tiny = load_config("tiny").strong_candidates
     assert set(behaviour) == {"heuristic", *(f"learned_{c}" for c in tiny)}
     shipped = behaviour[f"learned_{manifest['selection']['selected']['strong']}"]
-    assert 0.0 <= shipped["cheap"] <= 1.0 and "chitchat" in shipped
+    assert 0.0 <= shipped["cheap"] <= 1.0 and "coding" in shipped
     assert manifest["metrics"]["intent_accuracy"] >= 0
     scorer = LearnedScorer.load(out)
     assert scorer.version == result.model_version
