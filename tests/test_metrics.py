@@ -9,9 +9,11 @@ import pytest
 
 from training.evaluate.metrics import (
     apgr,
+    apgr_difference_draws,
     cpt,
     ece,
     intent_report,
+    percentile_interval,
     pgr_curve,
     random_apgr,
     reliability_curve,
@@ -113,6 +115,22 @@ def test_random_router_apgr_is_one_half_in_expectation() -> None:
 def test_anti_oracle_is_worse_than_random() -> None:
     weak, strong = _outcomes(40, 130, 30, seed=0)
     assert apgr(weak - strong, weak, strong) < 0.5 < apgr(strong - weak, weak, strong)
+
+
+def test_paired_bootstrap_separates_oracle_from_noise() -> None:
+    # a clear strong-weak gap: resamples where it nearly vanishes would make APGR explode
+    weak, strong = _outcomes(80, 100, 20, seed=0)
+    rng = np.random.default_rng(3)
+    noise = rng.random(len(weak))
+    same = apgr_difference_draws(noise, noise, weak, strong, n_boot=50, seed=1)
+    assert np.all(same == 0.0)  # paired: one router against itself never differs
+    oracle = apgr_difference_draws(strong - weak, noise, weak, strong, n_boot=200, seed=1)
+    lo, hi = percentile_interval(oracle)
+    point = apgr(strong - weak, weak, strong) - apgr(noise, weak, strong)
+    assert 0.0 < lo < point < hi  # the oracle beats a random order beyond the sample's noise
+    assert percentile_interval([0.0, 1.0, 2.0, 3.0, 4.0], level=0.5) == (1.0, 3.0)
+    rerun = apgr_difference_draws(strong - weak, noise, weak, strong, n_boot=200, seed=1)
+    np.testing.assert_array_equal(oracle, rerun)  # seeded
 
 
 def test_ties_are_broken_by_position() -> None:

@@ -75,6 +75,7 @@ def test_model_directory_is_complete_and_loadable(trained) -> None:
         "0.603",
         "heuristic's keyword-only",
         "ShareGPT chitchat → strong",
+        "learned − heuristic [95% CI]",
         result.model_version,
     ):
         assert words in card

@@ -212,6 +212,9 @@ class TrainConfig:
     cheap_max_strong_share: float | None = 0.10
     knn_k: int = 25  # kNN-on-embeddings routing baseline
     random_repeats: int = 20  # random-router APGR is averaged over this many draws
+    # The shipped model's OOD rows: 95% paired-bootstrap interval of learned - heuristic APGR
+    # per held-out source, over this many resamples of its prompts (0 = none).
+    ood_bootstrap: int = 1000
     latency_prompts: int = 300  # held-out prompts timed through LearnedScorer
     parity_prompts: int = 300  # prompts compared ONNX vs sklearn (max |dp| <= parity_tol)
     parity_tol: float = 1e-4
@@ -273,6 +276,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "strong_min_samples_leaf": 20,
         "early_stopping": False,
         "random_repeats": 5,
+        "ood_bootstrap": 50,
         "latency_prompts": 50,
         "parity_prompts": 200,
         "tune_epochs": 1,

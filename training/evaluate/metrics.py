@@ -143,6 +143,35 @@ def random_apgr(
     return float(values.mean()), float(values.std(ddof=1) if n_trials > 1 else 0.0)
 
 
+def apgr_difference_draws(
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    weak_correct: ArrayLike,
+    strong_correct: ArrayLike,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> FloatArray:
+    """Two routers' scores on the same prompts -> ``n_boot`` draws of APGR(a) - APGR(b),
+    each on a paired bootstrap resample of the prompts: how far apart the two rankings are
+    beyond what the sample's size alone would explain (``percentile_interval``)."""
+    a, b = (np.asarray(s, dtype=np.float64).ravel() for s in (scores_a, scores_b))
+    w = np.asarray(weak_correct, dtype=np.float64).ravel()
+    g = np.asarray(strong_correct, dtype=np.float64).ravel()
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, len(w), len(w))
+        diffs[i] = apgr(a[idx], w[idx], g[idx]) - apgr(b[idx], w[idx], g[idx])
+    return diffs
+
+
+def percentile_interval(draws: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap draws -> the central ``level`` percentile interval (NaN draws ignored)."""
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.nanpercentile(np.asarray(draws, dtype=np.float64), [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def _confidence_and_hits(probs: ArrayLike, labels: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Binary (1-D P(positive), labels 0/1) or multiclass (2-D rows, integer labels)
     -> (confidence per example, outcome per example) for reliability binning."""

@@ -27,6 +27,7 @@ share per intent, ``training.evaluate.behaviour``). This module measures;
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -233,7 +234,9 @@ def _knn(d: _Data, train: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return knn_scores(emb[train], d.win[train], emb[idx], d.cfg.knn_k)
 
 
-def _strong_row(d: _Data, fold: Fold, learned: dict[str, np.ndarray]) -> dict[str, Any]:
+def _strong_row(
+    d: _Data, fold: Fold, learned: dict[str, np.ndarray], bootstrap: int
+) -> dict[str, Any]:
     idx = fold.test
     rand, _ = metrics.random_apgr(d.weak[idx], d.strong[idx], d.cfg.random_repeats, d.cfg.seed)
     row: dict[str, Any] = {
@@ -247,7 +250,35 @@ def _strong_row(d: _Data, fold: Fold, learned: dict[str, np.ndarray]) -> dict[st
             **{f"learned_{k}": _apgr(d, s, idx) for k, s in learned.items()},
         },
     }
+    if bootstrap:  # paired bootstrap over the fold's prompts: learned - heuristic
+        seed = d.cfg.seed + zlib.crc32(fold.name.encode())  # independent draws per fold
+        row["vs_heuristic_draws"] = {
+            f"learned_{k}": metrics.apgr_difference_draws(
+                s, d.h_win[idx], d.weak[idx], d.strong[idx], bootstrap, seed
+            )
+            for k, s in learned.items()
+        }
+        row["vs_heuristic_ci"] = {
+            k: metrics.percentile_interval(v) for k, v in row["vs_heuristic_draws"].items()
+        }
     return row
+
+
+def _family_intervals(rows: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    """Rows with bootstrap draws -> per family, the 95% interval (``_lo``, ``_hi``) of the mean
+    over its folds of learned - heuristic (folds hold disjoint prompts: their draws combine
+    independently)."""
+    out: dict[str, Any] = {}
+    for family in ("correctness", "preference"):
+        draws = [
+            r["vs_heuristic_draws"][key]
+            for r in rows.values()
+            if r["family"] == family and key in r.get("vs_heuristic_draws", {})
+        ]
+        if draws:
+            lo, hi = metrics.percentile_interval(np.mean(draws, axis=0))
+            out[f"{family}_vs_heuristic_lo"], out[f"{family}_vs_heuristic_hi"] = lo, hi
+    return out
 
 
 def intent_scores(truth: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
@@ -285,11 +316,15 @@ def ood_table(
     strong_kinds: Sequence[str],
     intent_kinds: Sequence[str],
     base_embedder: StaticEmbedding | None = None,
+    bootstrap: int = 0,
 ) -> dict[str, Any]:
     """Every fold, every scorer -> {"strong": {fold: row}, "intent": {fold: row},
     "pooled_correctness": ..., "in_distribution": ..., "behaviour": per-scorer strong share
     per ShareGPT intent (fold mean), "summary": per-scorer family means (and
-    ``cheap_strong_share``), "candidates": the specs scored}."""
+    ``cheap_strong_share``), "candidates": the specs scored}. ``bootstrap`` > 0: each
+    strong-win row also holds the 95% paired-bootstrap interval of learned - heuristic
+    (``vs_heuristic_ci``) over that many resamples of its prompts, and each learned summary
+    the interval of its family means' margin (``FAMILY_vs_heuristic_lo`` / ``_hi``)."""
     d = _Data(corpus, X, cfg, base_embedder)
     probe = probe_rows(corpus)
     shares: dict[str, list[dict[str, float]]] = {k: [] for k in strong_kinds}
@@ -304,7 +339,7 @@ def ood_table(
             shares[kind].append(_shares(d, np.asarray(score(probe), np.float64), probe))
             if fold.family == "correctness":  # the fold's own model, Platt-scaled
                 pooled[kind][fold.test] = _calibrated(d, score, fold, learned[kind])
-        strong_rows[fold.name] = _strong_row(d, fold, learned)
+        strong_rows[fold.name] = _strong_row(d, fold, learned, bootstrap)
         if fold.family == "correctness":
             pooled_idx.append(fold.test)
     pooled_row = _pooled(d, pooled, pooled_idx, strong_kinds)
@@ -328,6 +363,10 @@ def ood_table(
             for name in (*BASELINES, *(f"learned_{k}" for k in strong_kinds))
         }
     }
+    for name in (f"learned_{k}" for k in strong_kinds):
+        summary[name].update(_family_intervals(strong_rows, name))
+    for row in strong_rows.values():  # the draws served the intervals: keep those only
+        row.pop("vs_heuristic_draws", None)
     for name in ("heuristic", *(f"intent_{k}" for k in intent_kinds)):
         summary.setdefault(name, {}).update(_family_means(intent_rows, "macro_f1", name))
     behaviour = {"heuristic": _shares(d, d.h_win[probe], probe)} if strong_kinds else {}

@@ -21,7 +21,7 @@ def strong_rows(table: Mapping[str, Any]) -> list[str]:
     lines = [
         "| held-out source | family | n | "
         + " | ".join(STRONG_COLUMNS)
-        + " | learned − heuristic |",
+        + " | learned − heuristic [95% CI] |",
         "|---|---|---|" + "---|" * (len(STRONG_COLUMNS) + 1),
     ]
     rows = dict(table.get("strong", {}))
@@ -31,10 +31,12 @@ def strong_rows(table: Mapping[str, Any]) -> list[str]:
     for name, row in rows.items():
         a = row["apgr"]
         delta = a.get("learned", math.nan) - a.get("heuristic", math.nan)
+        ci = row.get("vs_heuristic_ci", {}).get("learned")
+        interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
         lines.append(
             f"| {name} | {row['family']} | {row['n']} | "
             + " | ".join(_f(a.get(c)) for c in STRONG_COLUMNS)
-            + f" | {delta:+.3f} |"
+            + f" | {delta:+.3f}{interval} |"
         )
     return lines
 
@@ -59,8 +61,9 @@ def family_rows(table: Mapping[str, Any]) -> list[str]:
     """Family means (mean and worst fold) OOD, beside the in-distribution mean."""
     summary, ind = table.get("summary", {}), table.get("in_distribution", {})
     lines = [
-        "| family | metric | scorer | OOD mean | OOD worst fold | in-distribution mean |",
-        "|---|---|---|---|---|---|",
+        "| family | metric | scorer | OOD mean | OOD worst fold | in-distribution mean | "
+        "OOD mean − heuristic [95% CI] |",
+        "|---|---|---|---|---|---|---|",
     ]
     for family, metric, part in (
         ("correctness", "APGR", "strong"),
@@ -80,9 +83,19 @@ def family_rows(table: Mapping[str, Any]) -> list[str]:
             in_mean = sum(in_vals) / len(in_vals) if in_vals else None
             lines.append(
                 f"| {family} | {metric} | {scorer} | {_f(vals.get(family))} | "
-                f"{_f(vals.get(f'{family}_worst'))} | {_f(in_mean)} |"
+                f"{_f(vals.get(f'{family}_worst'))} | {_f(in_mean)} | "
+                f"{_margin(vals, summary.get('heuristic', {}), family)} |"
             )
     return lines
+
+
+def _margin(vals: Mapping[str, Any], heuristic: Mapping[str, Any], family: str) -> str:
+    """A learned scorer's family mean minus the heuristic's, with its bootstrap interval."""
+    if family not in vals or family not in heuristic or vals is heuristic:
+        return ""
+    lo, hi = vals.get(f"{family}_vs_heuristic_lo"), vals.get(f"{family}_vs_heuristic_hi")
+    interval = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else ""
+    return f"{vals[family] - heuristic[family]:+.3f}{interval}"
 
 
 def _family_of(name: str) -> str:
@@ -128,7 +141,8 @@ def behaviour_rows(selection: Mapping[str, Any] | None) -> list[str]:
 
 def render(table: Mapping[str, Any], selection: Mapping[str, Any] | None = None) -> str:
     out = [
-        "Strong-win routing, leave one source out (APGR; random 0.5):",
+        "Strong-win routing, leave one source out (APGR; random 0.5; the interval: 95% paired "
+        "bootstrap over the held-out prompts):",
         "",
         *strong_rows(table),
         "",

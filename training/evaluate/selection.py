@@ -174,7 +174,7 @@ def shipped_table(
         shipped = dataclasses.replace(shipped, kind=cfg.intent_head)
     intent_kind = shipped.spec
     kinds = [] if selection else [intent_kind]
-    table = ood_table(corpus, X, cfg, [shipped_spec(cfg)], kinds, base)
+    table = ood_table(corpus, X, cfg, [shipped_spec(cfg)], kinds, base, cfg.ood_bootstrap)
     table = _rename_learned(table, shipped_spec(cfg), intent_kind)
     if selection is not None:  # intent: the shipped candidate's rows of the selection
         chosen = selection["selected"]["intent"]
