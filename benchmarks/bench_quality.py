@@ -50,8 +50,9 @@ def config_for(quick: bool) -> Any:
 
 def ood_frames(results: Mapping[str, Any]) -> dict[str, Any]:
     """The OOD table -> DataFrames: strong-win APGR per held-out source (baselines and
-    learned in one run), intent per held-out source, and family means beside the
-    in-distribution means."""
+    learned in one run, with the bootstrap interval of learned - heuristic), intent per
+    held-out source, family means beside the in-distribution means, and the share of each
+    ShareGPT intent the strong tier gets at a 20% cut (the selection's behaviour guard)."""
     import pandas as pd
 
     ood = results["ood"]
@@ -62,6 +63,10 @@ def ood_frames(results: Mapping[str, Any]) -> dict[str, Any]:
         ]
     ).set_index("held-out source")
     strong["learned - heuristic"] = strong["learned"] - strong["heuristic"]
+    ci = {k: r.get("vs_heuristic_ci", {}).get("learned") for k, r in ood["strong"].items()}
+    if any(ci.values()):  # the 95% paired-bootstrap interval of that difference
+        strong["95% CI low"] = [ci[k][0] if ci[k] else np.nan for k in strong.index]
+        strong["95% CI high"] = [ci[k][1] if ci[k] else np.nan for k in strong.index]
     intent = pd.DataFrame(
         [
             {
@@ -77,7 +82,21 @@ def ood_frames(results: Mapping[str, Any]) -> dict[str, Any]:
         ]
     ).set_index("held-out source")
     means = pd.DataFrame(ood["summary"]).T
-    return {"strong_win": strong, "intent": intent, "family_means": means}
+    behaviour = (results.get("selection") or {}).get("behaviour") or {}
+    shipped = f"learned_{(results.get('selection') or {}).get('selected', {}).get('strong')}"
+    strong_share = pd.DataFrame(
+        {
+            name: behaviour[key]
+            for name, key in (("heuristic", "heuristic"), ("learned", shipped))
+            if key in behaviour
+        }
+    ).rename(index={"cheap": "(cheap intents)"})
+    return {
+        "strong_win": strong,
+        "intent": intent,
+        "family_means": means,
+        "strong_share_by_intent": strong_share,
+    }
 
 
 def oracle_scores(corpus: Any) -> np.ndarray:
