@@ -104,10 +104,12 @@ def ood_rows(quality: Mapping[str, Any] | None) -> list[list[Any]]:
         if family not in learned:
             continue
         target = "≥ heuristic on every source" + (", mean +0.05" if family == "correctness" else "")
+        lo, hi = learned.get(f"{family}_vs_heuristic_lo"), learned.get(f"{family}_vs_heuristic_hi")
+        margin = f" (mean − heuristic, 95% CI [{lo:+.3f}, {hi:+.3f}])" if lo is not None else ""
         rows.append(
             [
                 f"**OOD {metric}, {family} family** (mean / worst held-out source)",
-                f"{learned[family]:.3f} / {learned[f'{family}_worst']:.3f}",
+                f"{learned[family]:.3f} / {learned[f'{family}_worst']:.3f}{margin}",
                 f"heuristic {heur[family]:.3f} / {heur[f'{family}_worst']:.3f}",
                 target,
             ]

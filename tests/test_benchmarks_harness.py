@@ -270,3 +270,14 @@ def test_run_all_summary_only_rebuilds_the_summary_without_running(tmp_path: Pat
     body = md.read_text(encoding="utf-8")
     assert "router added latency" in body and "No results yet: `decision_latency`" in body
     assert sorted(p.name for p in tmp_path.iterdir()) == ["B.md", "proxy.json"]
+
+
+def test_ood_summary_rows_carry_the_bootstrap_interval_when_measured() -> None:
+    learned = {"preference": 0.5, "preference_worst": 0.45}
+    heuristic = {"preference": 0.51, "preference_worst": 0.46}
+    doc = {"results": {"ood": {"summary": {"learned": learned, "heuristic": heuristic}}}}
+    assert run_all.ood_rows(doc)[0][1:3] == ["0.500 / 0.450", "heuristic 0.510 / 0.460"]
+    learned.update(preference_vs_heuristic_lo=-0.03, preference_vs_heuristic_hi=0.02)
+    assert run_all.ood_rows(doc)[0][1] == (
+        "0.500 / 0.450 (mean − heuristic, 95% CI [-0.030, +0.020])"
+    )
