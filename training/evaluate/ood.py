@@ -1,8 +1,9 @@
 """(corpus, embeddings, config) -> the out-of-distribution table: each scorer on sources
-it never trained on, with its in-distribution score beside it, and the head kinds chosen.
+it never trained on, with its in-distribution score beside it.
 
-Folds (leave one source out; a fold's models train on the train split of every *other*
-source and are scored on every uncontaminated row of the held-out one):
+Folds (``training.evaluate.folds``; leave one source out: a fold's models train on the train
+split of every *other* source and are scored on every uncontaminated row of the held-out
+one):
 
 * correctness family (strong-win; APGR on RouteLLM's GPT-4 / Mixtral outcomes): the four
   MMLU subject groups (``training.data.mmlu``) and GSM8K;
@@ -29,26 +30,27 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from router_service.features import FEATURE_NAMES
 from router_service.heuristic import HeuristicScorer
-from router_service.intent_blend import (
-    NON_ASCII_FEATURE,
-    NON_ASCII_THRESHOLD,
-    IntentBlend,
-    view_probs,
-)
+from router_service.intent_blend import NON_ASCII_FEATURE, IntentBlend, view_probs
 from router_service.intents import INTENTS
 from training.config import TrainConfig
 from training.data.corpus import Corpus
-from training.data.mmlu import MMLU_GROUPS
 from training.evaluate import metrics
 from training.evaluate.behaviour import mean_shares, probe_rows, strong_share_by_intent
 from training.evaluate.candidates import parse_candidate, parse_intent_candidate
+from training.evaluate.folds import (
+    CORRECTNESS,
+    INTENT_SOURCES,
+    PREFERENCE,
+    Fold,
+    intent_folds,
+    strong_folds,
+)
 from training.model.embed import StaticEmbedding
 from training.model.finetune import tune_settings
 from training.model.heads import (
@@ -62,71 +64,8 @@ from training.model.heads import (
     strong_logit,
 )
 
-CORRECTNESS = (*(f"mmlu_{g}" for g in MMLU_GROUPS), "gsm8k")
-PREFERENCE = tuple(
-    f"alpaca_{o}" for o in ("helpful_base", "koala", "oasst", "selfinstruct", "vicuna")
-)
-INTENT_SOURCES = ("handwritten", "sharegpt", "alpaca_eval")
-LONG_CHARS = 400  # ShareGPT "long" bucket: scored text longer than this
 BASELINES = ("random", "length", "heuristic", "knn")
 FEATURE_LENGTH = FEATURE_NAMES.index("log_chars_total")
-
-
-@dataclass(frozen=True)
-class Fold:
-    family: str  # "correctness" | "preference" | "intent"
-    name: str
-    test: np.ndarray  # row indices scored
-    train: np.ndarray  # row indices the fold's models learn from
-    calib: np.ndarray | None = None  # intent: calibration rows of the other sources
-
-
-def strong_folds(corpus: Corpus) -> list[Fold]:
-    """One fold per strong-win source group present with both outcomes."""
-    f = corpus.frame
-    group = f["win_group"].to_numpy(object)
-    has = f["strong_win"].notna().to_numpy() & f["weak_correct"].notna().to_numpy()
-    clean = ~f["contaminated"].to_numpy(bool)
-    train = np.flatnonzero(corpus.win_mask("train"))
-    folds = []
-    for family, names in (("correctness", CORRECTNESS), ("preference", PREFERENCE)):
-        for name in names:
-            test = np.flatnonzero(has & clean & (group == name))
-            if len(test) >= 20:
-                folds.append(Fold(family, name, test, train[group[train] != name]))
-    return folds
-
-
-def intent_buckets(corpus: Corpus) -> np.ndarray:
-    """Labelled rows -> their intent source, ShareGPT refined to sharegpt_{non_english,long,
-    short} (by the non-ASCII share and length of the scored text)."""
-    f = corpus.frame
-    src = f["intent_source"].to_numpy(object).copy()
-    share = src == "sharegpt"
-    non_en = corpus.features[:, NON_ASCII_FEATURE] > NON_ASCII_THRESHOLD
-    long = f["text"].str.len().to_numpy() > LONG_CHARS
-    src[share & non_en] = "sharegpt_non_english"
-    src[share & ~non_en & long] = "sharegpt_long"
-    src[share & ~non_en & ~long] = "sharegpt_short"
-    return src
-
-
-def intent_folds(corpus: Corpus) -> list[Fold]:
-    f = corpus.frame
-    labelled = f["intent"].notna().to_numpy()
-    src = f["intent_source"].to_numpy(object)
-    bucket = intent_buckets(corpus)
-    train_split = (f["split"] == "train").to_numpy()
-    calib_split = (f["split"] == "calib").to_numpy()
-    folds = []
-    for name in (*INTENT_SOURCES, "sharegpt_non_english", "sharegpt_long", "sharegpt_short"):
-        held = (src == name) if name in INTENT_SOURCES else (bucket == name)
-        test = np.flatnonzero(labelled & held)
-        if len(test) >= 20:
-            train = np.flatnonzero(labelled & train_split & ~held)
-            calib = np.flatnonzero(labelled & calib_split & ~held)
-            folds.append(Fold("intent", name, test, train, calib))
-    return folds
 
 
 class _Data:
