@@ -43,12 +43,12 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.httpload import Target, encode_request, rotating_rounds
+from benchmarks.proxy_load import UPSTREAM_MODEL
 from benchmarks.proxy_procs import HOST, Proc, start_router
 
 if TYPE_CHECKING:
-    from benchmarks.bench_proxy import Budget
+    from benchmarks.proxy_load import Budget
 
-UPSTREAM_MODEL = "fake-model"  # as bench_proxy's
 TOLERANCE = 0.05
 # summary key -> (table label, True when higher is worse)
 METRICS: dict[str, tuple[str, bool]] = {
@@ -325,7 +325,7 @@ def run_ab(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks import bench_proxy
+    from benchmarks import bench_proxy, proxy_load
     from benchmarks.proxy_procs import start_upstream
     from router_service.scoring import DEFAULT_MODEL_DIR, load_scorer
 
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
             ab = run_ab(
                 ns.baseline_ref, upstream, Path(tmp), scorer, ns.model_dir, prompts, budget,
-                bench_proxy.added_latency, bench_proxy.throughput, ns.rounds,
+                proxy_load.added_latency, proxy_load.throughput, ns.rounds,
             )  # fmt: skip
     finally:
         upstream.stop()

@@ -183,7 +183,7 @@ async def first_chunks(
     urls: dict[str, str], models: dict[str, str], plan: Plan, chunks: int
 ) -> dict[str, Any]:
     """``plan.streams`` concurrent streams per target, targets in turn -> first-chunk times."""
-    from benchmarks.bench_proxy import streams
+    from benchmarks.proxy_load import streams
 
     out = {}
     for n, url in urls.items():
@@ -204,7 +204,8 @@ def compare(
     prompts: Sequence[str], chunks: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Start LiteLLM beside the running router and upstream, measure all three, stop it."""
-    from benchmarks.bench_proxy import UPSTREAM_MODEL, free_port
+    from benchmarks.proxy_load import UPSTREAM_MODEL
+    from benchmarks.proxy_procs import free_port
 
     port = free_port()
     try:
